@@ -1,0 +1,1 @@
+"""aiopgtls: PostgreSQL connection establishment with libpq's sslmode ladder over anyio."""

@@ -1,0 +1,120 @@
+"""The records a connection hands back: each attempt, and the finished connection."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import anyio.abc
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from ._params import ConnectParams
+    from .errors import ConnectError
+
+
+class Method(str, enum.Enum):
+    """How one attempt protects the connection."""
+
+    PLAINTEXT = "plaintext"
+    SSL = "ssl"  # SSLRequest, then a TLS handshake on the same socket
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Verification(str, enum.Enum):
+    """What was checked about the server certificate."""
+
+    NONE = "none"
+    CHAIN = "chain"
+    CHAIN_AND_NAME = "chain-and-name"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Outcome(str, enum.Enum):
+    """How one attempt ended."""
+
+    CONNECTED = "connected"
+    FAILED = "failed"
+    SERVER_REFUSED_TLS = "server-refused-tls"  # 'N' reply; the socket goes on in plaintext
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclasses.dataclass
+class Attempt:
+    """One try on one address with one method.
+
+    ``number`` counts from 1 across the whole connect() call; ``duration`` is in seconds.
+    """
+
+    number: int
+    host: str
+    address: str
+    port: int
+    method: Method
+    outcome: Outcome | None = None
+    error: ConnectError | None = None
+    duration: float = 0.0
+
+    def describe(self) -> str:
+        """Return one line: which attempt, how it was made and how it ended."""
+        text = f"attempt {self.number} ({self.method}) to {self.address} port {self.port}: "
+        if self.error is not None:
+            return text + f"{type(self.error).__name__}: {self.error.message}"
+        return text + str(self.outcome or "in progress")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendKeyData:
+    """The process id and secret key the server sends for cancel requests."""
+
+    process_id: int
+    secret_key: bytes = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class StartupResult:
+    """What a startup callable learned from the server."""
+
+    server_parameters: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    backend_key: BackendKeyData | None = None
+    notices: Sequence[Mapping[str, str]] = ()
+
+
+@dataclasses.dataclass
+class Connection:
+    """An established connection: the byte stream and what is known about it.
+
+    Closing the connection closes the socket.  ``stream`` is ready for the frontend protocol:
+    after the built-in startup it sits right after ReadyForQuery.
+    """
+
+    stream: anyio.abc.ByteStream
+    params: ConnectParams
+    encrypted: bool
+    verified: Verification
+    tls_version: str | None
+    cipher: str | None
+    alpn_protocol: str | None
+    peer_certificate: x509.Certificate | None
+    server_parameters: Mapping[str, str]
+    backend_key: BackendKeyData | None
+    attempts: Sequence[Attempt]
+    notices: Sequence[Mapping[str, str]] = ()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
