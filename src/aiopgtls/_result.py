@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import anyio
 import anyio.abc
 
 if TYPE_CHECKING:
@@ -14,6 +16,9 @@ if TYPE_CHECKING:
 
     from ._params import ConnectParams
     from .errors import ConnectError
+
+
+_TERMINATE = b"X\x00\x00\x00\x04"
 
 
 class Method(str, enum.Enum):
@@ -111,7 +116,15 @@ class Connection:
     notices: Sequence[Mapping[str, str]] = ()
 
     async def aclose(self) -> None:
-        await self.stream.aclose()
+        """Send Terminate when the startup ran, then close the socket."""
+        with anyio.CancelScope(shield=True):
+            if self.server_parameters:
+                # If the server is gone already, closing is all that is left to do.
+                with contextlib.suppress(
+                    anyio.BrokenResourceError, anyio.ClosedResourceError, OSError
+                ):
+                    await self.stream.send(_TERMINATE)
+            await anyio.aclose_forcefully(self.stream)
 
     async def __aenter__(self) -> Connection:
         return self

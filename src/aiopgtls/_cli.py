@@ -1,0 +1,96 @@
+"""The ``aiopgtls`` command: ``probe`` a server, or run the ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+
+import anyio
+
+from ._connect import connect, resolve_params
+from ._report import ProbeReport, render_json, render_text
+from .errors import ConfigurationError, ConnectError, SecurityWarning
+
+EXIT_OK = 0
+EXIT_CONNECT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aiopgtls",
+        description="Walk libpq's sslmode ladder against a PostgreSQL server and explain it.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    probe = commands.add_parser(
+        "probe",
+        help="connect with a conninfo string or URI and print each attempt",
+        description="Connect like libpq 18 and print every attempt, fallback and the outcome. "
+        "Exit status: 0 connected, 1 connection failed, 2 invalid arguments.",
+    )
+    probe.add_argument("conninfo", help='e.g. "host=db.example.com sslmode=verify-full" or a URI')
+    probe.add_argument("--json", action="store_true", help="print one JSON object instead")
+    probe.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help="anyio backend to use"
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="start a throwaway local PostgreSQL with test certificates and probe every sslmode",
+    )
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument(
+        "--pg-bin", default=None, help="directory with initdb and pg_ctl (default: search)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "probe":
+        return _probe(args.conninfo, as_json=args.json, backend=args.backend)
+    from ._demo import run_demo
+
+    return run_demo(as_json=args.json, pg_bin=args.pg_bin)
+
+
+def _probe(conninfo: str, *, as_json: bool, backend: str) -> int:
+    try:
+        params = resolve_params(conninfo, {})
+    except ConfigurationError as exc:
+        print(f"aiopgtls: invalid connection settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    report = ProbeReport(params)
+    try:
+        anyio.run(_connect_for_report, conninfo, report, backend=backend)
+    except ConfigurationError as exc:
+        print(f"aiopgtls: invalid connection settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    if as_json:
+        print(json.dumps(render_json(report), indent=2))
+    else:
+        print(render_text(report))
+    return EXIT_OK if report.connection is not None else EXIT_CONNECT_FAILED
+
+
+async def _connect_for_report(conninfo: str, report: ProbeReport) -> None:
+    with warnings.catch_warnings():
+        # The walk already reports an insecure fallback; a second copy on stderr is noise.
+        warnings.simplefilter("ignore", SecurityWarning)
+        try:
+            connection = await connect(conninfo, trace=report.record)
+        except ConnectError as exc:
+            report.error = exc
+            return
+    report.connection = connection
+    await connection.aclose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

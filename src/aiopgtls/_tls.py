@@ -1,0 +1,122 @@
+"""The TLS handshake over an anyio stream, and the checks libpq makes after it."""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSAttribute, TLSStream
+from cryptography import x509
+
+from ._hostname import check_peer_name
+from ._params import ConnectParams, SSLMode
+from ._provider import verifies_chain
+from ._result import Verification
+from .errors import CertificateVerifyError, TLSHandshakeError
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSFacts:
+    """What the finished handshake established."""
+
+    verified: Verification
+    version: str | None
+    cipher: str | None
+    alpn_protocol: str | None
+    peer_certificate_der: bytes | None
+    peer_certificate: x509.Certificate | None
+
+
+def sni_name(params: ConnectParams) -> str | None:
+    """Return the Server Name Indication to send, following libpq's rule.
+
+    libpq sends none when ``sslsni`` is off, and none for a host made only of digits and
+    dots or containing ':' (an IP literal); ``hostaddr`` never becomes the SNI.
+    """
+    host = params.host
+    if not params.sslsni or not host or host.startswith("/"):
+        return None
+    if all(char in "0123456789." for char in host) or ":" in host:
+        return None
+    return host
+
+
+async def start_tls(
+    stream: anyio.abc.ByteStream, context: ssl.SSLContext, params: ConnectParams
+) -> tuple[TLSStream, TLSFacts]:
+    """Run the client handshake on ``stream`` and apply libpq's post-handshake checks.
+
+    Raises TLSHandshakeError (or its CertificateVerifyError and HostnameMismatchError
+    subclasses).  The caller closes ``stream`` on failure.
+    """
+    try:
+        tls_stream = await TLSStream.wrap(
+            stream,
+            server_side=False,
+            hostname=sni_name(params),
+            ssl_context=context,
+            # PostgreSQL servers often close without a TLS close_notify alert.
+            standard_compatible=False,
+        )
+    except ssl.SSLCertVerificationError as exc:
+        raise _verify_error(exc, params) from exc
+    except ssl.SSLError as exc:
+        raise TLSHandshakeError(_ssl_error_text(exc, params)) from exc
+    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
+        raise TLSHandshakeError(
+            "server closed the connection during the TLS handshake (SSL SYSCALL error: EOF "
+            "detected); check the server log and its ssl settings"
+        ) from exc
+
+    facts = _collect_facts(tls_stream, context, params)
+    return tls_stream, facts
+
+
+def _collect_facts(
+    tls_stream: TLSStream, context: ssl.SSLContext, params: ConnectParams
+) -> TLSFacts:
+    ssl_object = tls_stream.extra(TLSAttribute.ssl_object)
+    der = ssl_object.getpeercert(binary_form=True)
+    certificate = x509.load_der_x509_certificate(der) if der else None
+
+    verified = Verification.CHAIN if verifies_chain(context) else Verification.NONE
+    if params.sslmode is SSLMode.VERIFY_FULL:
+        if certificate is None:
+            raise CertificateVerifyError("server did not send a certificate")
+        check_peer_name(certificate, params.host)
+        verified = Verification.CHAIN_AND_NAME
+
+    cipher = ssl_object.cipher()
+    return TLSFacts(
+        verified=verified,
+        version=ssl_object.version(),
+        cipher=cipher[0] if cipher else None,
+        alpn_protocol=ssl_object.selected_alpn_protocol(),
+        peer_certificate_der=der,
+        peer_certificate=certificate,
+    )
+
+
+def _verify_error(exc: ssl.SSLCertVerificationError, params: ConnectParams) -> TLSHandshakeError:
+    reason = exc.verify_message or exc.reason or "certificate verify failed"
+    root = params.sslrootcert or "~/.postgresql/root.crt"
+    return CertificateVerifyError(
+        f"server certificate verification failed: {reason}; the root certificate file "
+        f'"{root}" must contain the CA that issued the server certificate (and any '
+        "intermediate CA the server does not send)"
+    )
+
+
+def _ssl_error_text(exc: ssl.SSLError, params: ConnectParams) -> str:
+    reason = exc.reason or str(exc)
+    text = f"SSL error: {reason}"
+    if "VERSION" in reason.upper():
+        low = params.ssl_min_protocol_version or "any"
+        high = params.ssl_max_protocol_version or "any"
+        text += (
+            f"; the server may not support any TLS protocol version between {low} and {high}, "
+            "adjust ssl_min_protocol_version or ssl_max_protocol_version"
+        )
+    return text
