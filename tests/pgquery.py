@@ -29,7 +29,8 @@ async def query_one_row(stream: anyio.abc.ByteStream, sql: str) -> list[str | No
 
 def _data_row(body: bytes) -> list[str | None]:
     (count,) = struct.unpack("!h", body[:2])
-    offset, values = 2, []
+    offset = 2
+    values: list[str | None] = []
     for _ in range(count):
         (size,) = struct.unpack("!i", body[offset : offset + 4])
         offset += 4

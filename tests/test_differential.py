@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import anyio
 import psycopg
@@ -87,7 +88,7 @@ def libpq_outcome(settings: dict[str, str]) -> tuple[bool, bool]:
         return True, bool(connection.pgconn.ssl_in_use)
 
 
-async def our_outcome(settings: dict[str, str]) -> tuple[bool, bool]:
+async def our_outcome(settings: dict[str, Any]) -> tuple[bool, bool]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", aiopgtls.SecurityWarning)

@@ -18,12 +18,12 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 import aiopgtls
 from aiopgtls._negotiation import SSL_REQUEST
 
-from .fakeserver import message, read_startup, ready_session, serve
+from .fakeserver import Handler, message, read_startup, ready_session, serve
 
 pytestmark = pytest.mark.anyio
 
 
-def reply_with(data: bytes):  # type: ignore[no-untyped-def]
+def reply_with(data: bytes) -> Handler:
     async def handler(stream: anyio.abc.SocketStream, reader: BufferedByteReceiveStream) -> None:
         assert await reader.receive_exactly(8) == SSL_REQUEST
         if data:
@@ -116,7 +116,7 @@ async def test_unknown_reply_byte_is_named(tmp_path: Any) -> None:
     assert server.connections == 1
 
 
-def refuse_then_serve_plaintext():  # type: ignore[no-untyped-def]
+def refuse_then_serve_plaintext() -> Handler:
     async def handler(stream: anyio.abc.SocketStream, reader: BufferedByteReceiveStream) -> None:
         assert await reader.receive_exactly(8) == SSL_REQUEST
         await stream.send(b"N")

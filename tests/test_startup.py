@@ -46,7 +46,7 @@ from aiopgtls.errors import (
 )
 
 if TYPE_CHECKING:
-    from conftest import PgServer
+    from tests.conftest import PgServer
 
 ErrorT = TypeVar("ErrorT", bound=Exception)
 

@@ -39,7 +39,7 @@ from .errors import (
     TLSHandshakeError,
 )
 
-__all__ = (
+__all__ = (  # noqa: RUF022 - grouped by purpose, not sorted
     # connecting
     "connect",
     "resolve_params",

@@ -27,7 +27,7 @@ from ._provider import AttemptInfo, ContextProvider, verifies_chain
 from ._result import Attempt, Connection, Method, Outcome, StartupResult, Verification
 from ._startup import StartupRequest, run_startup
 from ._streams import PrefixedStream
-from ._tls import TLSFacts, start_tls
+from ._tls import TLSFacts, sni_name, start_tls
 from ._trace import TraceCallback, Tracer
 from .errors import (
     AiopgtlsError,
@@ -160,7 +160,13 @@ class _Session:
     # -- the walk over one address -----------------------------------------------------
 
     async def _walk(self, run: _AddressRun) -> Step:
-        ladder = Ladder(methods_for(self.params.sslmode, unix_socket=self.params.is_unix_socket))
+        ladder = Ladder(
+            methods_for(
+                self.params.sslmode,
+                unix_socket=self.params.is_unix_socket,
+                direct=_is_direct(self.params),
+            )
+        )
         timeout = self.params.connect_timeout or math.inf
         step = ladder.start()
         try:
@@ -325,11 +331,15 @@ class _Session:
     async def _start_tls(self, run: _AddressRun) -> Event:
         assert run.stream is not None
         assert run.context is not None
+        assert run.attempt is not None
+        direct = run.attempt.method is Method.DIRECT_SSL
         self.tracer.emit(
-            "tls.handshake.started", sni=self.params.host if self.params.sslsni else None
+            "tls.handshake.started",
+            negotiation="direct" if direct else "postgres",
+            sni=sni_name(self.params),
         )
         try:
-            tls_stream, facts = await start_tls(run.stream, run.context, self.params)
+            tls_stream, facts = await start_tls(run.stream, run.context, self.params, direct=direct)
         except TLSHandshakeError as exc:
             self.tracer.emit("tls.handshake.failed", error=exc.message, kind=type(exc).__name__)
             self._fail_attempt(run, exc)
@@ -494,6 +504,10 @@ class _Session:
             stream, run.stream = run.stream, None
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(stream)
+
+
+def _is_direct(params: ConnectParams) -> bool:
+    return str(getattr(params, "sslnegotiation", "postgres")) == "direct"
 
 
 def _provider_name(provider: object) -> str:

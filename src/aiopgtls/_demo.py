@@ -117,7 +117,8 @@ async def _probe_one(base: dict[str, str], case: Case) -> dict[str, Any]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SecurityWarning)
         try:
-            connection = await connect(**{**base, **case.settings})
+            settings: dict[str, Any] = {**base, **case.settings}
+            connection = await connect(**settings)
         except (ConnectError, ConfigurationError) as exc:
             row.update(
                 outcome="failed",

@@ -73,6 +73,7 @@ class Rule(enum.Enum):
     ``Ladder``, all others map to one action."""
 
     BEGIN_METHOD = "begin-method"
+    CONNECT = "connect"
     NEGOTIATE = "negotiate"  # plaintext: run startup; TLS: send SSLRequest
     START_TLS = "start-tls"
     RUN_STARTUP = "run-startup"
@@ -94,7 +95,7 @@ _ANY_ACTIVE = (
 
 TRANSITIONS: dict[tuple[State, Event], Rule] = {
     (State.IDLE, Event.BEGIN): Rule.BEGIN_METHOD,
-    (State.PREPARING_TLS, Event.CONTEXT_READY): Rule.BEGIN_METHOD,
+    (State.PREPARING_TLS, Event.CONTEXT_READY): Rule.CONNECT,
     (State.PREPARING_TLS, Event.CONTEXT_FAILED): Rule.FAIL,
     (State.CONNECTING, Event.TCP_CONNECTED): Rule.NEGOTIATE,
     (State.CONNECTING, Event.TCP_FAILED): Rule.NEXT_ADDRESS,
@@ -132,15 +133,21 @@ class Step:
     new_connection: bool = False
 
 
-def methods_for(sslmode: SSLMode, *, unix_socket: bool = False) -> tuple[Method, ...]:
-    """Return the methods libpq 18 tries, in order, for ``sslmode`` on one address."""
+def methods_for(
+    sslmode: SSLMode, *, unix_socket: bool = False, direct: bool = False
+) -> tuple[Method, ...]:
+    """Return the methods libpq 18 tries, in order, for ``sslmode`` on one address.
+
+    ``direct`` (sslnegotiation=direct) replaces the SSLRequest with an immediate handshake;
+    parameter validation only allows it with require or stronger, which never fall back.
+    """
     if unix_socket or sslmode is SSLMode.DISABLE:
         return (Method.PLAINTEXT,)
     if sslmode is SSLMode.ALLOW:
         return (Method.PLAINTEXT, Method.SSL)
     if sslmode is SSLMode.PREFER:
         return (Method.SSL, Method.PLAINTEXT)
-    return (Method.SSL,)
+    return (Method.DIRECT_SSL,) if direct else (Method.SSL,)
 
 
 class Ladder:
@@ -152,7 +159,6 @@ class Ladder:
         self.state = State.IDLE
         self._methods = list(methods)
         self.method: Method = self._methods.pop(0)
-        self._context_ready = False
 
     @property
     def remaining(self) -> tuple[Method, ...]:
@@ -166,16 +172,18 @@ class Ladder:
         rule = TRANSITIONS.get((self.state, event))
         if rule is None:
             raise InvalidTransition(f"invalid event {event.value} in state {self.state.value}")
-        if event is Event.CONTEXT_READY:
-            self._context_ready = True
         return self._apply(rule)
 
     def _apply(self, rule: Rule) -> Step:
         if rule is Rule.BEGIN_METHOD:
-            return self._begin_method(new_connection=True)
+            return self._begin_method()
+        if rule is Rule.CONNECT:
+            return self._go(State.CONNECTING, Action.OPEN_CONNECTION, new_connection=True)
         if rule is Rule.NEGOTIATE:
             if self.method is Method.SSL:
                 return self._go(State.AWAITING_SSL_REPLY, Action.SEND_SSLREQUEST)
+            if self.method is Method.DIRECT_SSL:
+                return self._go(State.TLS_HANDSHAKE, Action.START_TLS)
             return self._go(State.STARTUP, Action.RUN_STARTUP)
         if rule is Rule.START_TLS:
             return self._go(State.TLS_HANDSHAKE, Action.START_TLS)
@@ -189,20 +197,19 @@ class Ladder:
             return self._go(State.CONNECTED, Action.FINISH)
         return self._go(State.FAILED, _TERMINAL_ACTIONS[rule])
 
-    def _begin_method(self, *, new_connection: bool) -> Step:
-        if self.method is Method.SSL and not self._context_ready:
+    def _begin_method(self) -> Step:
+        if self.method.uses_tls:
             return self._go(State.PREPARING_TLS, Action.PREPARE_TLS)
-        return self._go(State.CONNECTING, Action.OPEN_CONNECTION, new_connection=new_connection)
+        return self._go(State.CONNECTING, Action.OPEN_CONNECTION, new_connection=True)
 
     def _next_method(self, *, same_socket: bool) -> Step:
         if not self._methods:
             return self._go(State.FAILED, Action.FAIL)
         self.method = self._methods.pop(0)
-        self._context_ready = False
         if same_socket and self.method is Method.PLAINTEXT:
             # After 'N' the server waits for a startup packet on the same socket.
             return self._go(State.STARTUP, Action.RUN_STARTUP)
-        return self._begin_method(new_connection=True)
+        return self._begin_method()
 
     def _go(self, state: State, action: Action, *, new_connection: bool = False) -> Step:
         self.state = state
@@ -216,10 +223,34 @@ _TERMINAL_ACTIONS = {
 }
 
 
+# The states each rule can lead to, for the diagram; which one applies depends on the method.
+_RULE_TARGETS: dict[Rule, tuple[State, ...]] = {
+    Rule.BEGIN_METHOD: (State.PREPARING_TLS, State.CONNECTING),
+    Rule.CONNECT: (State.CONNECTING,),
+    Rule.NEGOTIATE: (State.AWAITING_SSL_REPLY, State.TLS_HANDSHAKE, State.STARTUP),
+    Rule.START_TLS: (State.TLS_HANDSHAKE,),
+    Rule.RUN_STARTUP: (State.STARTUP,),
+    Rule.NEXT_METHOD_SAME_SOCKET: (State.STARTUP, State.FAILED),
+    Rule.NEXT_METHOD_NEW_CONNECTION: (State.PREPARING_TLS, State.CONNECTING, State.FAILED),
+    Rule.FINISH: (State.CONNECTED,),
+    Rule.FAIL: (State.FAILED,),
+    Rule.NEXT_ADDRESS: (State.FAILED,),
+    Rule.NEXT_HOST: (State.FAILED,),
+}
+
+
 def render_mermaid() -> str:
-    """Return the transition table as a Mermaid state diagram for the docs."""
+    """Return the transition table as a Mermaid state diagram for the docs.
+
+    Each edge is labelled with the event and, where the rule decides between targets, the
+    rule's name.
+    """
     lines = ["stateDiagram-v2", "    [*] --> idle"]
     for (state, event), rule in TRANSITIONS.items():
-        lines.append(f"    {state.value} --> {rule.value}: {event.value}")
-    lines.append("    finish --> [*]")
+        targets = _RULE_TARGETS[rule]
+        label = event.value if len(targets) == 1 else f"{event.value} ({rule.value})"
+        for target in targets:
+            lines.append(f"    {state.name.lower()} --> {target.name.lower()}: {label}")
+    lines.append("    connected --> [*]")
+    lines.append("    failed --> [*]")
     return "\n".join(lines) + "\n"

@@ -26,6 +26,11 @@ class Method(str, enum.Enum):
 
     PLAINTEXT = "plaintext"
     SSL = "ssl"  # SSLRequest, then a TLS handshake on the same socket
+    DIRECT_SSL = "direct-ssl"  # a TLS handshake right away (sslnegotiation=direct, PG 17+)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self is not Method.PLAINTEXT
 
     def __str__(self) -> str:
         return self.value

@@ -11,6 +11,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from cryptography import x509
 
 from ._hostname import check_peer_name
+from ._negotiation import ALPN_PROTOCOL
 from ._params import ConnectParams, SSLMode
 from ._provider import verifies_chain
 from ._result import Verification
@@ -44,9 +45,16 @@ def sni_name(params: ConnectParams) -> str | None:
 
 
 async def start_tls(
-    stream: anyio.abc.ByteStream, context: ssl.SSLContext, params: ConnectParams
+    stream: anyio.abc.ByteStream,
+    context: ssl.SSLContext,
+    params: ConnectParams,
+    *,
+    direct: bool = False,
 ) -> tuple[TLSStream, TLSFacts]:
     """Run the client handshake on ``stream`` and apply libpq's post-handshake checks.
+
+    With ``direct`` (no SSLRequest before the handshake) the server must select ALPN
+    ``postgresql``, as libpq 17+ requires.
 
     Raises TLSHandshakeError (or its CertificateVerifyError and HostnameMismatchError
     subclasses).  The caller closes ``stream`` on failure.
@@ -70,8 +78,29 @@ async def start_tls(
             "detected); check the server log and its ssl settings"
         ) from exc
 
-    facts = _collect_facts(tls_stream, context, params)
+    try:
+        facts = _collect_facts(tls_stream, context, params)
+        if direct:
+            _check_alpn(facts.alpn_protocol)
+    except TLSHandshakeError:
+        await anyio.aclose_forcefully(tls_stream)
+        raise
     return tls_stream, facts
+
+
+def _check_alpn(selected: str | None) -> None:
+    if selected is None:
+        raise TLSHandshakeError(
+            "direct SSL connection was established without ALPN protocol negotiation "
+            'extension; the server must select ALPN "postgresql" (PostgreSQL 17 or newer), '
+            "or use sslnegotiation=postgres"
+        )
+    if selected != ALPN_PROTOCOL:
+        raise TLSHandshakeError(
+            f'SSL connection was established with unexpected ALPN protocol "{selected}" '
+            f'(expected "{ALPN_PROTOCOL}"); check that the port belongs to a PostgreSQL server '
+            "and not to a proxy for another protocol"
+        )
 
 
 def _collect_facts(
