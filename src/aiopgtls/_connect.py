@@ -67,8 +67,8 @@ async def connect(
     ``conninfo`` is a ``key=value`` string or a ``postgresql://`` URI; keyword arguments
     override its values.  ``context_provider`` supplies the ``ssl.SSLContext`` of each TLS
     attempt (by default libpq's files under ``~/.postgresql``).  ``startup`` runs the
-    frontend protocol up to ReadyForQuery and reports a server rejection by raising
-    ``ServerRejectedError``, which lets allow and prefer fall back; pass ``None`` to receive
+    frontend protocol up to ReadyForQuery. It reports a server rejection by raising
+    ``ServerRejectedError``, so that allow and prefer can fall back. Pass ``None`` to receive
     the stream right after encryption is negotiated.  ``trace`` receives every step as
     ``(event_name, info)``.
 

@@ -1,6 +1,6 @@
 """The sslmode ladder for one server address, as a state machine that does no I/O.
 
-The I/O layer reports what happened as an ``Event``; the ladder answers with the next
+The I/O layer reports what happened as an ``Event``, and the ladder returns the next
 ``Step`` to take.  Every decision libpq 18 makes in ``PQconnectPoll()`` about encryption
 lives in ``TRANSITIONS`` below, so the rules can be read (and drawn) in one place:
 
@@ -69,8 +69,11 @@ class Action(enum.Enum):
 
 
 class Rule(enum.Enum):
-    """What a transition does; the rules that depend on the remaining methods are resolved by
-    ``Ladder``, all others map to one action."""
+    """The effect of a transition.
+
+    ``Ladder`` resolves the rules that depend on the remaining methods; the others map to one
+    action each.
+    """
 
     BEGIN_METHOD = "begin-method"
     CONNECT = "connect"
@@ -124,8 +127,8 @@ class InvalidTransition(RuntimeError):
 class Step:
     """The next thing the I/O layer must do.
 
-    ``method`` is the method the step belongs to; ``new_connection`` tells whether the step
-    needs a fresh socket (a retry) or continues on the current one.
+    ``method`` is the method the step belongs to. ``new_connection`` is true when the step
+    needs a fresh socket (a retry) and false when it continues on the current one.
     """
 
     action: Action

@@ -20,7 +20,7 @@ from .errors import CertificateVerifyError, TLSHandshakeError
 
 @dataclasses.dataclass(frozen=True)
 class TLSFacts:
-    """What the finished handshake established."""
+    """Facts established by the finished handshake."""
 
     verified: Verification
     version: str | None
@@ -33,8 +33,9 @@ class TLSFacts:
 def sni_name(params: ConnectParams) -> str | None:
     """Return the Server Name Indication to send, following libpq's rule.
 
-    libpq sends none when ``sslsni`` is off, and none for a host made only of digits and
-    dots or containing ':' (an IP literal); ``hostaddr`` never becomes the SNI.
+    libpq sends none when ``sslsni`` is off. It also sends none for a host made only of
+    digits and dots or containing ':', because that is an IP literal. ``hostaddr`` never
+    becomes the SNI.
     """
     host = params.host
     if not params.sslsni or not host or host.startswith("/"):
