@@ -7,6 +7,7 @@ happened as an event, and keeps the record of attempts.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import socket
 import ssl
@@ -143,6 +144,10 @@ class _Session:
             return [f"{params.host}/.s.PGSQL.{params.port}"]
         if params.hostaddr:
             return [params.hostaddr]
+        if _is_ip_literal(params.host):
+            # Nothing to resolve, so the resolver's worker thread is not needed.
+            self.tracer.emit("address.resolved", host=params.host, addresses=(params.host,))
+            return [params.host]
         try:
             infos = await anyio.getaddrinfo(params.host, params.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
@@ -504,6 +509,14 @@ class _Session:
             stream, run.stream = run.stream, None
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(stream)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_direct(params: ConnectParams) -> bool:
