@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from aiopgtls._channel_binding import ChannelBindingUnavailable, tls_server_end_point
+from aiopgtls._channel_binding import tls_server_end_point
 from aiopgtls._params import ChannelBinding
 from aiopgtls._scram import (
     SCRAM_SHA_256,
@@ -32,7 +32,7 @@ from aiopgtls._scram import (
     select_mechanism,
     server_signature,
 )
-from aiopgtls.errors import AuthenticationError, ProtocolViolationError
+from aiopgtls.errors import AuthenticationError, ChannelBindingUnavailable, ProtocolViolationError
 
 # RFC 7677 section 3: the SCRAM-SHA-256 exchange for user "user", password "pencil".
 RFC_CLIENT_NONCE = "rOprNGfwEbeRWgbNEkqO"

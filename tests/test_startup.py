@@ -32,13 +32,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
-from aiopgtls._channel_binding import ChannelBindingUnavailable
 from aiopgtls._cluster import ClusterFactory, Role, ServerTLS
 from aiopgtls._params import ChannelBinding, build_params
 from aiopgtls._result import BackendKeyData, StartupResult
 from aiopgtls._startup import StartupRequest, format_server_message, run_startup
 from aiopgtls.errors import (
     AuthenticationError,
+    ChannelBindingUnavailable,
     ConfigurationError,
     ConnectionClosedError,
     ProtocolViolationError,

@@ -13,7 +13,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import SignatureAlgorithmOID
 
-from .errors import AuthenticationError
+from .errors import ChannelBindingUnavailable
 
 CHANNEL_BINDING_TYPE = "tls-server-end-point"
 
@@ -25,18 +25,6 @@ _ALGORITHM_NAMES = {
 
 # RFC 5929 section 4.1: these are too weak and must be replaced by SHA-256.
 _UPGRADED_TO_SHA256 = ("md5", "sha1")
-
-
-class ChannelBindingUnavailable(AuthenticationError):
-    """Raised when no tls-server-end-point data can be computed for the server certificate.
-
-    ``algorithm`` names the certificate's signature algorithm (for example ``Ed25519``), or
-    is None when the certificate could not be parsed.
-    """
-
-    def __init__(self, message: str, *, algorithm: str | None = None) -> None:
-        super().__init__(message)
-        self.algorithm = algorithm
 
 
 def tls_server_end_point(cert_der: bytes) -> bytes:

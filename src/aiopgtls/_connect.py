@@ -402,7 +402,13 @@ class _Session:
             self._fail_attempt(run, error)
             return Event.CONNECTION_LOST
 
-        self.tracer.emit("startup.complete", user=self.params.user)
+        result = run.startup_result
+        self.tracer.emit(
+            "startup.complete",
+            user=self.params.user,
+            authentication=result.authentication,
+            channel_binding_skipped=result.channel_binding_skipped,
+        )
         return Event.STARTUP_OK
 
     def _startup_request(self, run: _AddressRun) -> StartupRequest:
@@ -486,6 +492,8 @@ class _Session:
             backend_key=result.backend_key,
             attempts=tuple(self.attempts),
             notices=tuple(result.notices),
+            authentication=result.authentication,
+            channel_binding_skipped=result.channel_binding_skipped,
         )
         self.tracer.emit(
             "connect.complete",

@@ -97,6 +97,11 @@ class StartupResult:
     server_parameters: Mapping[str, str] = dataclasses.field(default_factory=dict)
     backend_key: BackendKeyData | None = None
     notices: Sequence[Mapping[str, str]] = ()
+    # How the client authenticated: "trust", "password", "md5", "SCRAM-SHA-256" or
+    # "SCRAM-SHA-256-PLUS"; None when a custom startup did not say.
+    authentication: str | None = None
+    # Why SCRAM ran without channel binding over TLS, when it did.
+    channel_binding_skipped: str | None = None
 
 
 @dataclasses.dataclass
@@ -119,6 +124,8 @@ class Connection:
     backend_key: BackendKeyData | None
     attempts: Sequence[Attempt]
     notices: Sequence[Mapping[str, str]] = ()
+    authentication: str | None = None
+    channel_binding_skipped: str | None = None
 
     async def aclose(self) -> None:
         """Send Terminate when the startup ran, then close the socket."""

@@ -22,9 +22,9 @@ import stringprep
 import unicodedata
 from collections.abc import Sequence
 
-from ._channel_binding import CHANNEL_BINDING_TYPE, ChannelBindingUnavailable, tls_server_end_point
+from ._channel_binding import CHANNEL_BINDING_TYPE, tls_server_end_point
 from ._params import ChannelBinding
-from .errors import AuthenticationError, ProtocolViolationError
+from .errors import AuthenticationError, ChannelBindingUnavailable, ProtocolViolationError
 
 SCRAM_SHA_256 = "SCRAM-SHA-256"
 SCRAM_SHA_256_PLUS = "SCRAM-SHA-256-PLUS"
@@ -59,6 +59,8 @@ class MechanismChoice:
     mechanism: str
     flag: Gs2Flag
     binding_data: bytes = dataclasses.field(default=b"", repr=False)
+    # Why channel binding was not used although TLS is up and binding was allowed.
+    binding_skipped: str | None = None
 
     @property
     def gs2_header(self) -> bytes:
@@ -126,8 +128,15 @@ def select_mechanism(
     # The flag "y" shows that this client could have bound the channel, so a server that
     # does offer PLUS detects a man in the middle who removed it from the offer.
     can_bind = binding_data is not None
+    skipped = None
+    if unavailable is not None:
+        skipped = unavailable.message
+    elif tls_peer_certificate is not None and channel_binding is not ChannelBinding.DISABLE:
+        skipped = "the server did not offer SCRAM-SHA-256-PLUS"
     return MechanismChoice(
-        SCRAM_SHA_256, Gs2Flag.SERVER_LACKS_BINDING if can_bind else Gs2Flag.NO_BINDING
+        SCRAM_SHA_256,
+        Gs2Flag.SERVER_LACKS_BINDING if can_bind else Gs2Flag.NO_BINDING,
+        binding_skipped=skipped,
     )
 
 

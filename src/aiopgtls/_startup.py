@@ -129,8 +129,12 @@ async def run_startup(stream: anyio.abc.ByteStream, request: StartupRequest) -> 
     await channel.send(startup_message)
 
     notices: list[Mapping[str, str]] = []
-    await _authenticate(channel, _Authentication(request), notices)
-    return await _receive_session_state(channel, notices)
+    auth = _Authentication(request)
+    await _authenticate(channel, auth, notices)
+    result = await _receive_session_state(channel, notices)
+    return dataclasses.replace(
+        result, authentication=auth.method, channel_binding_skipped=auth.binding_skipped
+    )
 
 
 async def _authenticate(
@@ -198,6 +202,8 @@ class _Authentication:
 
     def __init__(self, request: StartupRequest) -> None:
         self.request = request
+        self.method = "trust"
+        self.binding_skipped: str | None = None
         self.scram: ScramClient | None = None
 
     def answer(self, message: BackendMessage) -> bytes:
@@ -208,9 +214,11 @@ class _Authentication:
         self._check_channel_binding(message)
         if isinstance(message, AuthenticationCleartextPassword):
             logger.debug("authenticating user %r with a cleartext password", self.request.user)
+            self.method = "password"
             return encode_password_message(self._password("password"))
         if isinstance(message, AuthenticationMD5Password):
             logger.debug("authenticating user %r with an MD5 password", self.request.user)
+            self.method = "md5"
             return encode_password_message(self._md5_digest(message.salt))
         if isinstance(message, AuthenticationSASL):
             return self._start_sasl(message)
@@ -262,6 +270,8 @@ class _Authentication:
             tls_peer_certificate=self.request.tls_peer_certificate,
         )
         self.scram = ScramClient(self._password(choice.mechanism), choice)
+        self.method = choice.mechanism
+        self.binding_skipped = choice.binding_skipped
         logger.debug(
             "authenticating user %r with %s, GS2 flag %s",
             self.request.user,

@@ -18,6 +18,7 @@ __all__ = (
     "AiopgtlsError",
     "AuthenticationError",
     "CertificateVerifyError",
+    "ChannelBindingUnavailable",
     "ClientCertificateError",
     "ConfigurationError",
     "ConnectError",
@@ -161,6 +162,18 @@ class AuthenticationError(ConnectError):
     Examples are a missing password, a channel binding requirement the server cannot meet or
     a SCRAM server signature that does not verify.  Such failures are never retried.
     """
+
+
+class ChannelBindingUnavailable(AuthenticationError):
+    """Raised when no tls-server-end-point data can be computed for the server certificate.
+
+    ``algorithm`` names the certificate's signature algorithm (for example ``Ed25519``), or
+    is None when the certificate could not be parsed.
+    """
+
+    def __init__(self, message: str, *, algorithm: str | None = None) -> None:
+        super().__init__(message)
+        self.algorithm = algorithm
 
 
 class SecurityWarning(UserWarning):
