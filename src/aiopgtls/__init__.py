@@ -37,6 +37,7 @@ from .errors import (
     SecurityWarning,
     ServerRejectedError,
     TCPConnectError,
+    TargetSessionAttrsError,
     TLSHandshakeError,
 )
 
@@ -82,6 +83,7 @@ __all__ = (  # noqa: RUF022 - grouped by purpose, not sorted
     "ServerRejectedError",
     "TCPConnectError",
     "TLSHandshakeError",
+    "TargetSessionAttrsError",
 )
 
 for _name in __all__:

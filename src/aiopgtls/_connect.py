@@ -1,63 +1,41 @@
-"""The anyio layer: moves bytes for the ladder and turns its steps into sockets and TLS.
+"""connect(): resolve the parameters, then try each host and address like libpq 18.
 
-Decisions live in ``_ladder``; this module only performs the step it is given, reports what
-happened as an event, and keeps the record of attempts.
+libpq moves on to the next address after a socket failure or a ``connect_timeout`` expiry,
+and to the next host after SQLSTATE 57P03, a failed name lookup or a session that does not
+fit ``target_session_attrs``.  Everything else (a TLS or authentication failure, an 'E'
+reply) ends the whole connection attempt, so that a bad certificate on the first host never
+sends the password to the second.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
-import math
+import random
 import socket
-import ssl
-import time
-import warnings
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
 import anyio.abc
 
-from ._conninfo import parse_conninfo
-from ._ladder import Action, Event, Ladder, Step, methods_for
-from ._libpq_files import default_provider
-from ._negotiation import SSL_REQUEST, classify_ssl_reply
-from ._params import ConnectParams, SSLMode, build_params
-from ._provider import AttemptInfo, ContextProvider, verifies_chain
-from ._result import Attempt, Connection, Method, Outcome, StartupResult, Verification
-from ._startup import StartupRequest, run_startup
-from ._streams import PrefixedStream
-from ._tls import TLSFacts, sni_name, start_tls
+from ._ladder import Action
+from ._params import ConnectParams, TargetSessionAttrs
+from ._provider import ContextProvider
+from ._resolve import resolve_params, resolve_params_async
+from ._result import Attempt, Connection, Outcome, Verification
+from ._session_attrs import check, query_state, state_from_parameters
+from ._startup import run_startup
 from ._trace import TraceCallback, Tracer
-from .errors import (
-    AiopgtlsError,
-    ConfigurationError,
-    ConnectError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    InsecureFallbackWarning,
-    ServerRejectedError,
-    TCPConnectError,
-    TLSHandshakeError,
-)
+from ._walk import AddressRun, StartupCallable, Walker
+from .errors import ConfigurationError, ConnectError, TargetSessionAttrsError, TCPConnectError
 
-StartupCallable = Callable[[anyio.abc.ByteStream, StartupRequest], Awaitable[StartupResult]]
-
-_TERMINAL = (Action.FINISH, Action.FAIL, Action.NEXT_ADDRESS, Action.NEXT_HOST)
-
-
-def resolve_params(conninfo: str | None, settings: Mapping[str, Any]) -> ConnectParams:
-    """Merge a conninfo string or URI with keyword arguments (which win) and validate them."""
-    merged: dict[str, Any] = dict(parse_conninfo(conninfo)) if conninfo else {}
-    merged.update({key: value for key, value in settings.items() if value is not None})
-    return build_params(merged)
+__all__ = ("StartupCallable", "connect", "resolve_params")
 
 
 async def connect(
     conninfo: str | None = None,
     /,
     *,
+    params: ConnectParams | None = None,
     context_provider: ContextProvider | None = None,
     startup: StartupCallable | None = run_startup,
     trace: TraceCallback | None = None,
@@ -65,39 +43,51 @@ async def connect(
 ) -> Connection:
     """Connect to a PostgreSQL server the way libpq 18 does and return the connection.
 
-    ``conninfo`` is a ``key=value`` string or a ``postgresql://`` URI; keyword arguments
-    override its values.  ``context_provider`` supplies the ``ssl.SSLContext`` of each TLS
-    attempt (by default libpq's files under ``~/.postgresql``).  ``startup`` runs the
-    frontend protocol up to ReadyForQuery. It reports a server rejection by raising
-    ``ServerRejectedError``, so that allow and prefer can fall back. Pass ``None`` to receive
-    the stream right after encryption is negotiated.  ``trace`` receives every step as
-    ``(event_name, info)``.
+    ``conninfo`` is a ``key=value`` string or a ``postgresql://`` URI, and keyword arguments
+    override its values; the environment, service file and password file fill in the rest
+    as in libpq.  ``params`` passes parameters resolved earlier with ``resolve_params()``
+    instead.  ``context_provider`` supplies the ``ssl.SSLContext`` of each TLS attempt (by
+    default the one ``sslfactory`` names, or libpq's files under ``~/.postgresql``).
+
+    ``startup`` runs the frontend protocol up to ReadyForQuery. It reports a server
+    rejection by raising ``ServerRejectedError``, so that allow and prefer can fall back.
+    Pass ``None`` to receive the stream right after encryption is negotiated.  ``trace``
+    receives every step as ``(event_name, info)``.
 
     Raises ConfigurationError for invalid settings, before any socket is opened, and a
     ConnectError subclass when every attempt failed.
     """
-    params = resolve_params(conninfo, settings)
-    session = _Session(params, context_provider or default_provider, startup, Tracer(trace))
+    if params is None:
+        params = await resolve_params_async(conninfo, settings)
+    elif conninfo is not None or settings:
+        raise ConfigurationError(
+            "pass either params= or a conninfo string and keyword arguments, not both; "
+            "resolve everything into one ConnectParams with resolve_params()"
+        )
+    _check_startup(params, startup)
+    provider = context_provider or await _default_provider(params)
+    session = _Session(params, provider, startup, Tracer(trace))
     return await session.run()
 
 
-@dataclasses.dataclass
-class _AddressRun:
-    """The mutable state of the ladder's walk over one address."""
+def _check_startup(params: ConnectParams, startup: StartupCallable | None) -> None:
+    if startup is None and params.target_session_attrs is not TargetSessionAttrs.ANY:
+        raise ConfigurationError(
+            f"target_session_attrs={params.target_session_attrs} needs a startup to check the "
+            "session, but startup=None; pass a startup callable or target_session_attrs=any",
+            parameter="target_session_attrs",
+            value=str(params.target_session_attrs),
+        )
 
-    address: str
-    stream: anyio.abc.ByteStream | None = None
-    context: ssl.SSLContext | None = None
-    facts: TLSFacts | None = None
-    attempt: Attempt | None = None
-    error: ConnectError | None = None
-    attempt_started: float = 0.0
-    attempt_has_socket: bool = False
-    startup_result: StartupResult | None = None
+
+async def _default_provider(params: ConnectParams) -> ContextProvider:
+    from ._factory import provider_for
+
+    return await provider_for(params, None)
 
 
 class _Session:
-    """One connect() call: resolves the addresses and walks the ladder on each."""
+    """One connect() call: walks the hosts in order, and each host's addresses."""
 
     def __init__(
         self,
@@ -111,37 +101,57 @@ class _Session:
         self.startup = startup
         self.tracer = tracer
         self.attempts: list[Attempt] = []
+        self.error: ConnectError | None = None
 
     async def run(self) -> Connection:
         params = self.params
         self.tracer.emit(
             "connect.started", host=params.host, port=params.port, sslmode=str(params.sslmode)
         )
-        error: ConnectError | None = None
+        order = list(range(len(params.hosts)))
+        if params.load_balance_hosts == "random":
+            random.shuffle(order)
+
+        for wanted in _passes(params.target_session_attrs):
+            for index in order:
+                connection, give_up = await self._try_host(params.for_host(index), wanted)
+                if connection is not None:
+                    return connection
+                if give_up:
+                    return self._raise()
+        return self._raise()
+
+    async def _try_host(
+        self, params: ConnectParams, wanted: TargetSessionAttrs
+    ) -> tuple[Connection | None, bool]:
+        """Try every address of the single host in ``params``.
+
+        Returns the connection, or None and whether the whole connect() must give up.
+        """
         try:
-            addresses = await self._resolve()
+            addresses = await self._resolve(params)
         except ConnectError as exc:
-            error = exc
-            addresses = []
+            self._set_error(exc, params)
+            return None, False
 
+        walker = Walker(params, self.provider, self.startup, self.tracer, self.attempts)
         for address in addresses:
-            run = _AddressRun(address)
-            step = await self._walk(run)
+            run = AddressRun(address)
+            step = await walker.walk(run)
             if step.action is Action.FINISH:
-                return self._finish(run)
-            error = run.error
+                connection = await self._accept(params, run, wanted)
+                return connection, False
+            assert run.error is not None
+            self.error = run.error
+            if step.action is Action.NEXT_HOST:
+                return None, False
             if step.action is not Action.NEXT_ADDRESS:
-                break
+                return None, True
+        return None, False
 
-        assert error is not None
-        return self._raise(error)
-
-    # -- addresses ---------------------------------------------------------------------
-
-    async def _resolve(self) -> list[str]:
-        params = self.params
+    async def _resolve(self, params: ConnectParams) -> list[str]:
         if params.is_unix_socket:
-            return [f"{params.host}/.s.PGSQL.{params.port}"]
+            return [_unix_socket_path(params.host, params.port)]
         if params.hostaddr:
             return [params.hostaddr]
         if _is_ip_literal(params.host):
@@ -155,333 +165,68 @@ class _Session:
                 f'could not translate host name "{params.host}" to address: {exc.strerror}; '
                 "check the host name, or pass hostaddr"
             ) from exc
+
         addresses: list[str] = []
         for _family, _type, _proto, _name, sockaddr in infos:
             if str(sockaddr[0]) not in addresses:
                 addresses.append(str(sockaddr[0]))
+        if params.load_balance_hosts == "random":
+            random.shuffle(addresses)
         self.tracer.emit("address.resolved", host=params.host, addresses=tuple(addresses))
         return addresses
 
-    # -- the walk over one address -----------------------------------------------------
-
-    async def _walk(self, run: _AddressRun) -> Step:
-        ladder = Ladder(
-            methods_for(
-                self.params.sslmode,
-                unix_socket=self.params.is_unix_socket,
-                direct=_is_direct(self.params),
-            )
-        )
-        timeout = self.params.connect_timeout or math.inf
-        step = ladder.start()
+    async def _accept(
+        self, params: ConnectParams, run: AddressRun, wanted: TargetSessionAttrs
+    ) -> Connection | None:
+        """Check target_session_attrs; return the connection, or None to try the next host."""
+        connection = self._connection(params, run)
+        if wanted is TargetSessionAttrs.ANY:
+            return self._complete(connection)
         try:
-            with anyio.move_on_after(timeout) as scope:
-                while step.action not in _TERMINAL:
-                    event = await self._perform(step, run)
-                    step = self._advance(ladder, event, run)
-            if scope.cancelled_caught:
-                step = self._timed_out(ladder, run, timeout)
-        finally:
-            if step.action is not Action.FINISH:
-                await self._close(run)
-        return step
-
-    def _advance(self, ladder: Ladder, event: Event, run: _AddressRun) -> Step:
-        failed_method = ladder.method
-        step = ladder.handle(event)
-        if event is Event.REPLY_N:
-            refused = step.action in _TERMINAL
-            self._end_attempt(run, Outcome.FAILED if refused else Outcome.SERVER_REFUSED_TLS)
-        if step.action in _TERMINAL or step.method is failed_method:
-            return step
-
-        reason = event.value
-        self.tracer.emit(
-            "fallback",
-            from_method=str(failed_method),
-            to_method=str(step.method),
-            reason=reason,
-            new_connection=step.action is not Action.RUN_STARTUP,
-        )
-        if event is Event.HANDSHAKE_FAILED and step.method is Method.PLAINTEXT:
-            warnings.warn(
-                InsecureFallbackWarning(
-                    f"sslmode=prefer: the TLS attempt to {self.params.host} port "
-                    f"{self.params.port} failed ({run.error.message if run.error else reason}), "
-                    "so the connection continues unencrypted; use sslmode=require or stronger "
-                    "to forbid this"
-                ),
-                stacklevel=2,
+            state = state_from_parameters(wanted, connection.server_parameters)
+            if state is None:
+                state = await query_state(connection.stream, wanted)
+            check(wanted, state)
+        except TargetSessionAttrsError as exc:
+            await connection.aclose()
+            self._reject_session(run, exc, params)
+            return None
+        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            await connection.aclose()
+            error = TargetSessionAttrsError(
+                f"could not check target_session_attrs={wanted}: {exc!r}; moving on to the "
+                "next host"
             )
-        run.error = None
-        run.facts = None
-        run.context = None
-        return step
+            self._reject_session(run, error, params)
+            return None
+        return self._complete(connection)
 
-    def _timed_out(self, ladder: Ladder, run: _AddressRun, timeout: float) -> Step:
-        self.tracer.emit("timeout", address=run.address, seconds=timeout)
-        error = ConnectTimeoutError(
-            f"timeout expired after {timeout:g} s (connect_timeout) in state "
-            f"{ladder.state.value}; check that the server is reachable and responding, or raise "
-            "connect_timeout"
-        )
-        self._fail_attempt(run, error)
-        return ladder.handle(Event.TIMED_OUT)
-
-    async def _perform(self, step: Step, run: _AddressRun) -> Event:
-        assert step.method is not None
-        if step.action is Action.PREPARE_TLS:
-            return await self._prepare_tls(run, step.method)
-        if step.action is Action.OPEN_CONNECTION:
-            return await self._open_connection(run, step.method)
-        if step.action is Action.SEND_SSLREQUEST:
-            return await self._send_sslrequest(run)
-        if step.action is Action.START_TLS:
-            return await self._start_tls(run)
-        return await self._run_startup(run, step.method)
-
-    # -- the steps ---------------------------------------------------------------------
-
-    async def _prepare_tls(self, run: _AddressRun, method: Method) -> Event:
-        attempt = self._begin_attempt(run, method)
-        info = AttemptInfo(
-            host=self.params.host,
-            address=run.address,
-            port=self.params.port,
-            sslmode=self.params.sslmode,
-            number=attempt.number,
-            params=self.params,
-        )
-        try:
-            context = await self.provider(info)
-        except ConnectError as exc:
-            self.tracer.emit("context.failed", attempt=attempt.number, error=exc.message)
-            self._fail_attempt(run, exc)
-            return Event.CONTEXT_FAILED
-        except AiopgtlsError:
-            raise
-        except Exception as exc:
-            name = _provider_name(self.provider)
-            error = TLSHandshakeError(f"context provider {name} failed: {exc!r}")
-            error.__cause__ = exc
-            self._fail_attempt(run, error)
-            return Event.CONTEXT_FAILED
-
-        self._check_context(context)
-        run.context = context
-        self.tracer.emit(
-            "context.ready", attempt=attempt.number, verifies_chain=verifies_chain(context)
-        )
-        return Event.CONTEXT_READY
-
-    def _check_context(self, context: object) -> None:
-        name = _provider_name(self.provider)
-        if not isinstance(context, ssl.SSLContext):
-            raise ConfigurationError(
-                f"context provider {name} returned {type(context).__name__}, not an "
-                "ssl.SSLContext; return the context to use for this attempt"
-            )
-        if self.params.sslmode.requires_verification and not verifies_chain(context):
-            raise ConfigurationError(
-                f"context provider {name} returned a context that does not verify the server "
-                f"certificate, but sslmode={self.params.sslmode} requires verification; set "
-                "verify_mode=ssl.CERT_REQUIRED with trusted roots, or use sslmode=require",
-                parameter="sslmode",
-                value=str(self.params.sslmode),
-            )
-
-    async def _open_connection(self, run: _AddressRun, method: Method) -> Event:
-        await self._close(run)
+    def _reject_session(
+        self, run: AddressRun, error: TargetSessionAttrsError, params: ConnectParams
+    ) -> None:
         attempt = run.attempt
-        if attempt is None or attempt.outcome is not None or run.attempt_has_socket:
-            self._begin_attempt(run, method)
-        run.attempt_has_socket = True
-        try:
-            if self.params.is_unix_socket:
-                run.stream = await anyio.connect_unix(run.address)
-            else:
-                run.stream = await anyio.connect_tcp(run.address, self.params.port)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            self.tracer.emit("tcp.failed", address=run.address, error=reason)
-            self._fail_attempt(
-                run,
-                TCPConnectError(
-                    f"could not connect to {run.address} port {self.params.port}: {reason}; is the "
-                    "server running on that host and accepting TCP/IP connections?"
-                ),
-            )
-            return Event.TCP_FAILED
-
-        self.tracer.emit("tcp.connected", address=run.address, port=self.params.port)
-        return Event.TCP_CONNECTED
-
-    async def _send_sslrequest(self, run: _AddressRun) -> Event:
-        assert run.stream is not None
-        self.tracer.emit("sslrequest.sent", address=run.address)
-        try:
-            await run.stream.send(SSL_REQUEST)
-            data = await run.stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-            data = b""
-
-        event, rest, error = classify_ssl_reply(data)
-        self.tracer.emit("sslrequest.answered", reply=data[:1].decode("latin-1") or "EOF")
-        if rest:
-            run.stream = PrefixedStream(run.stream, rest)
-        if error is not None:
-            self._fail_attempt(run, error, end=event is not Event.REPLY_N)
-        return event
-
-    async def _start_tls(self, run: _AddressRun) -> Event:
-        assert run.stream is not None
-        assert run.context is not None
-        assert run.attempt is not None
-        direct = run.attempt.method is Method.DIRECT_SSL
-        self.tracer.emit(
-            "tls.handshake.started",
-            negotiation="direct" if direct else "postgres",
-            sni=sni_name(self.params),
-        )
-        try:
-            tls_stream, facts = await start_tls(run.stream, run.context, self.params, direct=direct)
-        except TLSHandshakeError as exc:
-            self.tracer.emit("tls.handshake.failed", error=exc.message, kind=type(exc).__name__)
-            self._fail_attempt(run, exc)
-            return Event.HANDSHAKE_FAILED
-
-        run.stream = tls_stream
-        run.facts = facts
-        self.tracer.emit(
-            "tls.handshake.complete",
-            version=facts.version,
-            cipher=facts.cipher,
-            alpn=facts.alpn_protocol,
-            verified=str(facts.verified),
-        )
-        return Event.HANDSHAKE_OK
-
-    async def _run_startup(self, run: _AddressRun, method: Method) -> Event:
-        assert run.stream is not None
-        if run.attempt is None or run.attempt.method is not method:
-            self._begin_attempt(run, method)  # plaintext on the same socket after 'N'
-            run.attempt_has_socket = True
-        if self.startup is None:
-            run.startup_result = StartupResult()
-            return Event.STARTUP_OK
-
-        self.tracer.emit("startup.started", user=self.params.user, dbname=self.params.dbname)
-        try:
-            run.startup_result = await self.startup(run.stream, self._startup_request(run))
-        except ServerRejectedError as exc:
-            self.tracer.emit(
-                "startup.rejected",
-                sqlstate=exc.sqlstate,
-                after_auth=exc.after_auth,
-                error=exc.message,
-            )
-            self._fail_attempt(run, exc)
-            if exc.after_auth:
-                return Event.STARTUP_FAILED
-            if exc.sqlstate == "57P03":
-                return Event.CANNOT_CONNECT_NOW
-            return Event.REJECTED_BEFORE_AUTH
-        except ConnectionClosedError as exc:
-            self._fail_attempt(run, exc)
-            return Event.CONNECTION_LOST
-        except ConnectError as exc:
-            self.tracer.emit("startup.failed", error=exc.message, kind=type(exc).__name__)
-            self._fail_attempt(run, exc)
-            return Event.STARTUP_FAILED
-        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
-            error = ConnectionClosedError(
-                "server closed the connection unexpectedly during startup; the server may have "
-                "terminated abnormally, check its log"
-            )
-            error.__cause__ = exc
-            self._fail_attempt(run, error)
-            return Event.CONNECTION_LOST
-
-        result = run.startup_result
-        self.tracer.emit(
-            "startup.complete",
-            user=self.params.user,
-            authentication=result.authentication,
-            channel_binding_skipped=result.channel_binding_skipped,
-        )
-        return Event.STARTUP_OK
-
-    def _startup_request(self, run: _AddressRun) -> StartupRequest:
-        params = self.params
-        return StartupRequest(
-            user=params.user,
-            dbname=params.dbname,
-            password=params.password,
-            application_name=params.application_name,
-            channel_binding=params.channel_binding,
-            tls_peer_certificate=run.facts.peer_certificate_der if run.facts else None,
-        )
-
-    # -- records -----------------------------------------------------------------------
-
-    def _begin_attempt(self, run: _AddressRun, method: Method) -> Attempt:
-        attempt = Attempt(
-            number=len(self.attempts) + 1,
-            host=self.params.host,
-            address=run.address,
-            port=self.params.port,
-            method=method,
-        )
-        self.attempts.append(attempt)
-        run.attempt = attempt
-        run.attempt_started = time.monotonic()
-        run.attempt_has_socket = False
-        run.error = None
-        self.tracer.emit(
-            "attempt.started",
-            number=attempt.number,
-            method=str(method),
-            address=run.address,
-            port=self.params.port,
-        )
-        return attempt
-
-    def _fail_attempt(self, run: _AddressRun, error: ConnectError, *, end: bool = True) -> None:
-        run.error = error
-        if run.attempt is not None:
+        if attempt is not None:
+            attempt.outcome = Outcome.FAILED
+            attempt.error = error
             error._set_context(
-                host=self.params.host,
-                port=self.params.port,
-                sslmode=str(self.params.sslmode),
-                attempt=run.attempt,
+                host=params.host, port=params.port, sslmode=str(params.sslmode), attempt=attempt
             )
-            if end:
-                self._end_attempt(run, Outcome.FAILED)
+        self.error = error
+        self.tracer.emit(
+            "attempt.failed",
+            number=attempt.number if attempt else None,
+            method=str(attempt.method) if attempt else None,
+            error=error.message,
+        )
 
-    def _end_attempt(self, run: _AddressRun, outcome: Outcome) -> None:
-        attempt = run.attempt
-        if attempt is None or attempt.outcome is not None:
-            return
-        attempt.outcome = outcome
-        if outcome is Outcome.FAILED:
-            attempt.error = run.error
-            self.tracer.emit(
-                "attempt.failed",
-                number=attempt.number,
-                method=str(attempt.method),
-                error=run.error.message if run.error else None,
-            )
-        attempt.duration = time.monotonic() - run.attempt_started
-
-    def _finish(self, run: _AddressRun) -> Connection:
+    def _connection(self, params: ConnectParams, run: AddressRun) -> Connection:
         assert run.stream is not None
         assert run.startup_result is not None
-        self._end_attempt(run, Outcome.CONNECTED)
         facts = run.facts
         result = run.startup_result
-        connection = Connection(
+        return Connection(
             stream=run.stream,
-            params=self.params,
+            params=params,
             encrypted=facts is not None,
             verified=facts.verified if facts else Verification.NONE,
             tls_version=facts.version if facts else None,
@@ -495,6 +240,8 @@ class _Session:
             authentication=result.authentication,
             channel_binding_skipped=result.channel_binding_skipped,
         )
+
+    def _complete(self, connection: Connection) -> Connection:
         self.tracer.emit(
             "connect.complete",
             encrypted=connection.encrypted,
@@ -503,20 +250,31 @@ class _Session:
         )
         return connection
 
-    def _raise(self, error: ConnectError) -> Connection:
+    def _set_error(self, error: ConnectError, params: ConnectParams) -> None:
+        error.host, error.port, error.sslmode = params.host, params.port, str(params.sslmode)
+        self.error = error
+
+    def _raise(self) -> Connection:
+        error = self.error
+        assert error is not None
         error.attempts = tuple(self.attempts)
         if error.host is None:
-            error.host = self.params.host
-            error.port = self.params.port
-            error.sslmode = str(self.params.sslmode)
+            self._set_error(error, self.params)
         self.tracer.emit("connect.failed", error=error.message, kind=type(error).__name__)
         raise error
 
-    async def _close(self, run: _AddressRun) -> None:
-        if run.stream is not None:
-            stream, run.stream = run.stream, None
-            with anyio.CancelScope(shield=True):
-                await anyio.aclose_forcefully(stream)
+
+def _passes(wanted: TargetSessionAttrs) -> tuple[TargetSessionAttrs, ...]:
+    # prefer-standby first looks for a standby on every host, then accepts any server.
+    if wanted is TargetSessionAttrs.PREFER_STANDBY:
+        return (TargetSessionAttrs.PREFER_STANDBY, TargetSessionAttrs.ANY)
+    return (wanted,)
+
+
+def _unix_socket_path(host: str, port: int) -> str:
+    if host.startswith("@"):
+        return "\0" + host[1:] + f"/.s.PGSQL.{port}"  # Linux's abstract namespace
+    return f"{host}/.s.PGSQL.{port}"
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -525,16 +283,3 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _is_direct(params: ConnectParams) -> bool:
-    return str(getattr(params, "sslnegotiation", "postgres")) == "direct"
-
-
-def _provider_name(provider: object) -> str:
-    kind = provider if isinstance(provider, type) else type(provider)
-    name = getattr(provider, "__qualname__", None) or kind.__qualname__
-    return f"{kind.__module__}.{name}"
-
-
-__all__ = ("SSLMode", "StartupCallable", "connect", "resolve_params")

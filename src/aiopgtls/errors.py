@@ -33,6 +33,7 @@ __all__ = (
     "ServerRejectedError",
     "TCPConnectError",
     "TLSHandshakeError",
+    "TargetSessionAttrsError",
 )
 
 
@@ -154,6 +155,10 @@ class ServerRejectedError(ConnectError):
         self.sqlstate = sqlstate
         self.fields: Mapping[str, str] = dict(fields or {})
         self.after_auth = after_auth
+
+
+class TargetSessionAttrsError(ConnectError):
+    """Raised when a server does not fit ``target_session_attrs`` (read-only, standby...)."""
 
 
 class AuthenticationError(ConnectError):
