@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 import anyio
 
-from ._connect import connect, resolve_params
+from . import _cli_certs, _cli_params
+from ._connect import connect
+from ._resolve import resolve_params
 from ._report import ProbeReport, render_json, render_text
 from .errors import ConfigurationError, ConnectError, SecurityWarning
 
@@ -46,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--pg-bin", default=None, help="directory with initdb and pg_ctl (default: search)"
     )
+    _cli_params.add_parser(commands)
+    _cli_certs.add_parser(commands)
     return parser
 
 
@@ -53,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "probe":
         return _probe(args.conninfo, as_json=args.json, backend=args.backend)
+    if args.command == "params":
+        return _cli_params.run(args)
+    if args.command == "certs":
+        return _cli_certs.run(args)
     from ._demo import run_demo
 
     return run_demo(as_json=args.json, pg_bin=args.pg_bin)

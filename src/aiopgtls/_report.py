@@ -39,13 +39,19 @@ class ProbeReport:
 def render_text(report: ProbeReport) -> str:
     """Return the walk in plain words, one line per attempt and fallback."""
     params = report.params
-    lines = [f"Connecting to {params.host} port {params.port} with sslmode={params.sslmode}"]
+    targets = ", ".join(f"{host.host or host.hostaddr} port {host.port}" for host in params.hosts)
+    lines = [
+        f"Connecting to {targets} with sslmode={params.sslmode}, "
+        f"sslnegotiation={params.sslnegotiation}"
+    ]
     for name, info in report.events:
         if name == "attempt.started":
             lines.append(
                 f"  attempt {info['number']}: {info['method']} to {info['address']} "
                 f"port {info['port']}"
             )
+        elif name == "tls.handshake.started":
+            lines.append(f"    TLS handshake ({info['negotiation']} negotiation)")
         elif name == "tls.handshake.complete":
             lines.append(f"    TLS {info['version']} established, verified: {info['verified']}")
         elif name == "attempt.failed":
@@ -89,11 +95,14 @@ def render_json(report: ProbeReport) -> dict[str, Any]:
         "host": report.params.host,
         "port": report.params.port,
         "sslmode": str(report.params.sslmode),
+        "sslnegotiation": str(report.params.sslnegotiation),
         "encrypted": bool(connection and connection.encrypted),
         "tls_version": connection.tls_version if connection else None,
         "cipher": connection.cipher if connection else None,
         "alpn": connection.alpn_protocol if connection else None,
         "verified": str(connection.verified) if connection else "none",
+        "authentication": connection.authentication if connection else None,
+        "channel_binding_skipped": connection.channel_binding_skipped if connection else None,
         "server_version": connection.server_parameters.get("server_version")
         if connection
         else None,
