@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suite: create .venv if needed, install the package with its test extra,
-# then run pytest from the repository root with any arguments given to this script.
+# install the PostgreSQL versions in AIOPGTLS_PG_VERSIONS, then run pytest from the
+# repository root with any arguments given to this script.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +26,13 @@ if [[ ! -f "$install_stamp" || "$(cat "$install_stamp")" != "$wanted_stamp" ]]; 
     echo "scripts/test.sh: installing aiopgtls[test] into $venv" >&2
     "$python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
     printf '%s\n' "$wanted_stamp" >"$install_stamp"
+fi
+
+# Versions named in AIOPGTLS_PG_VERSIONS must be installed; the script returns at once for
+# cached ones.  Without the variable the suite uses PostgreSQL 15 and whatever is installed.
+if [[ -n "${AIOPGTLS_PG_VERSIONS:-}" ]]; then
+    IFS=, read -r -a pg_versions <<<"$AIOPGTLS_PG_VERSIONS"
+    "$python" scripts/install_postgres.py "${pg_versions[@]}"
 fi
 
 exec "$python" -m pytest "$@"

@@ -1,38 +1,53 @@
 """Shared fixtures: the anyio backends and throwaway PostgreSQL servers.
 
-Servers start on first use and stop at the end of the session.  Each setup is one server;
-``pg_server_factory(setup, version)`` starts it for a PostgreSQL major version (15 by
-default) and caches it for the session.  Setups:
+Servers start on first use and stop at the end of the session.  Each setup (defined in
+``aiopgtls._setups``) is one server; ``pg_server_factory(setup, version)`` starts it for a
+PostgreSQL major version and caches it for the session.
 
-``ssl_off``
-    ssl=off; every user is trusted on ``host`` lines.
-``main``
-    ssl=on with the CA-A certificate for localhost, 127.0.0.1, ::1 and db.example.test, and
-    one user per pg_hba rule (see ``MAIN_HBA``).  Also has the database ``app``.
-``other_ca``
-    ssl=on with a certificate from the unrelated CA-B for the same names.
-``other_host``
-    ssl=on with a CA-A certificate for other.example.test only.
-``chain``
-    ssl=on with a leaf issued by an intermediate of CA-C; the server sends leaf and
-    intermediate, clients trust only the CA-C root.
+Two settings select the servers, each as a pytest option or an environment variable:
+
+``--pg-versions`` / ``AIOPGTLS_PG_VERSIONS``
+    Comma-separated major versions, for example ``15,18``.  Tests that take the
+    ``pg_version`` fixture run once per version; every other server fixture uses the first
+    one.  The default is the version in ``AIOPGTLS_PG_BIN`` when that is set, else 15.
+``--tls-version`` / ``AIOPGTLS_TLS_VERSION``
+    ``1.2`` or ``1.3`` pins every server's ``ssl_min_protocol_version`` and
+    ``ssl_max_protocol_version`` to that TLS version; unset means TLS 1.2 and newer.
+
+Tests about a feature of some versions (direct TLS on 17 and 18, say) ask the factory
+for a version directly.  With ``--pg-versions`` set, such a test runs only for configured
+versions and is skipped for the others, so each cell of the nox matrix tests its own
+version.  Without it, the test runs whenever that version is installed, so a plain
+``pytest`` covers every installed version.  A configured version whose binaries are missing
+fails; ``python3 scripts/install_postgres.py`` installs them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
 from aiopgtls._certs import CertificateSet, write_certificate_set
-from aiopgtls._cluster import ClusterError, ClusterFactory, PostgresCluster, Role, ServerTLS
+from aiopgtls._cluster import (
+    PG_BIN_ENV,
+    ClusterError,
+    ClusterFactory,
+    PostgresCluster,
+    Role,
+    find_postgres_bin,
+    postgres_version,
+)
+from aiopgtls._setups import CLIENT_CERT_USER, SETUPS, TLS_PROTOCOL_VERSIONS
 
-DEFAULT_PG_VERSION = 15
-LOOPBACK_NETWORKS = ("127.0.0.1/32", "::1/128")
-CLIENT_CERT_USER = "certuser"
+PG_VERSIONS_ENV = "AIOPGTLS_PG_VERSIONS"
+TLS_VERSION_ENV = "AIOPGTLS_TLS_VERSION"
+FALLBACK_PG_VERSION = 15
+INSTALL_COMMAND = "python3 scripts/install_postgres.py"
 
 
 @pytest.fixture(scope="module", params=["asyncio", "trio"])
@@ -42,74 +57,108 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return backend
 
 
-# --- server setups ---------------------------------------------------------------------------
+# --- which servers: PostgreSQL versions and the TLS version pin --------------------------------
 
 
-def hba(connection_type: str, user: str, method: str) -> tuple[str, ...]:
-    """Return pg_hba.conf lines for ``user`` from both loopback addresses."""
-    return tuple(
-        f"{connection_type} all {user} {network} {method}" for network in LOOPBACK_NETWORKS
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aiopgtls", "aiopgtls test servers")
+    group.addoption(
+        "--pg-versions",
+        default=os.environ.get(PG_VERSIONS_ENV, ""),
+        help=f"comma-separated PostgreSQL major versions to test against (env {PG_VERSIONS_ENV}; "
+        "default: the version in AIOPGTLS_PG_BIN, else 15)",
+    )
+    group.addoption(
+        "--tls-version",
+        default=os.environ.get(TLS_VERSION_ENV, ""),
+        help=f"pin the servers to TLS 1.2 or 1.3 (env {TLS_VERSION_ENV}; default: no pin)",
     )
 
 
 @dataclass(frozen=True)
-class ServerSetup:
-    """What one throwaway server is configured with; roles are created after start."""
+class ServerConfig:
+    """The configured PostgreSQL versions (the first is the default) and the TLS pin."""
 
-    tls: Callable[[CertificateSet], ServerTLS] | None
-    hba_lines: tuple[str, ...]
-    roles: tuple[Role, ...] = ()
-    databases: Mapping[str, str] = field(default_factory=dict)  # name -> owner
+    versions: tuple[int, ...]
+    tls_version: str | None
+    explicit: bool = False  # whether the versions were configured rather than defaulted
+
+    @property
+    def default_version(self) -> int:
+        return self.versions[0]
 
 
-# First match wins, so each user's line decides alone whether it may connect, and how.
-MAIN_HBA = (
-    *hba("hostssl", "sslonly", "trust"),
-    *hba("hostnossl", "nosslonly", "trust"),
-    *hba("host", "scram", "scram-sha-256"),
-    *hba("host", "md5user", "md5"),
-    *hba("host", "pwuser", "password"),
-    *hba("hostssl", CLIENT_CERT_USER, "cert"),
-    # Any certificate from CA-A is accepted here, whatever its common name.
-    *hba("hostssl", "verifyca", "trust clientcert=verify-ca"),
-    *hba("host", "postgres", "trust"),
-    *hba("host", "app", "trust"),
-)
+_CONFIG_KEY = pytest.StashKey[ServerConfig]()
 
-MAIN_ROLES = (
-    Role("sslonly"),
-    Role("nosslonly"),
-    Role("scram", "scram-secret"),
-    Role("md5user", "md5-secret", password_encryption="md5"),
-    Role("pwuser", "plain-secret"),
-    Role(CLIENT_CERT_USER),
-    Role("verifyca"),
-    Role("app"),
-)
 
-TRUST_ALL_HBA = hba("host", "all", "trust")
+def pytest_configure(config: pytest.Config) -> None:
+    versions_text = str(config.getoption("--pg-versions"))
+    config.stash[_CONFIG_KEY] = ServerConfig(
+        versions=_parse_versions(versions_text),
+        tls_version=_parse_tls_version(str(config.getoption("--tls-version"))),
+        explicit=bool(versions_text.strip()),
+    )
 
-SETUPS: Mapping[str, ServerSetup] = {
-    "ssl_off": ServerSetup(tls=None, hba_lines=TRUST_ALL_HBA, roles=(Role("app"),)),
-    "main": ServerSetup(
-        tls=lambda certs: ServerTLS(certs.server_a.cert, certs.server_a.key, certs.ca_a),
-        hba_lines=MAIN_HBA,
-        roles=MAIN_ROLES,
-        databases={"app": "app"},
-    ),
-    "other_ca": ServerSetup(
-        tls=lambda certs: ServerTLS(certs.server_b.cert, certs.server_b.key),
-        hba_lines=TRUST_ALL_HBA,
-    ),
-    "other_host": ServerSetup(
-        tls=lambda certs: ServerTLS(certs.server_other_host.cert, certs.server_other_host.key),
-        hba_lines=TRUST_ALL_HBA,
-    ),
-    "chain": ServerSetup(
-        tls=lambda certs: ServerTLS(certs.server_chain.cert, certs.server_chain.key),
-        hba_lines=TRUST_ALL_HBA,
-    ),
-}
+
+def _parse_versions(text: str) -> tuple[int, ...]:
+    if not text.strip():
+        return (_default_version(),)
+
+    versions: list[int] = []
+    for part in text.split(","):
+        if not part.strip().isdigit():
+            raise pytest.UsageError(
+                f"invalid PostgreSQL version {part.strip()!r} in --pg-versions / "
+                f"{PG_VERSIONS_ENV}={text!r}; use comma-separated major versions such as 15,18"
+            )
+        if int(part) not in versions:
+            versions.append(int(part))
+    return tuple(versions)
+
+
+def _default_version() -> int:
+    configured = os.environ.get(PG_BIN_ENV)
+    if not configured:
+        return FALLBACK_PG_VERSION
+    try:
+        return postgres_version(Path(configured))
+    except ClusterError as exc:
+        raise pytest.UsageError(f"{PG_BIN_ENV}: {exc}") from exc
+
+
+def _parse_tls_version(text: str) -> str | None:
+    if not text.strip():
+        return None
+    if text.strip() not in TLS_PROTOCOL_VERSIONS:
+        raise pytest.UsageError(
+            f"invalid TLS version {text!r} in --tls-version / {TLS_VERSION_ENV}; use one of "
+            f"{', '.join(TLS_PROTOCOL_VERSIONS)}, or leave it unset for no pin"
+        )
+    return text.strip()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    server_config = config.stash[_CONFIG_KEY]
+    versions = ", ".join(map(str, server_config.versions))
+    pin = TLS_PROTOCOL_VERSIONS.get(server_config.tls_version or "", "TLS 1.2 and newer")
+    scope = "" if server_config.explicit else " (and any installed version a test needs)"
+    return f"aiopgtls servers: PostgreSQL {versions}{scope}; TLS {pin}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that takes ``pg_version`` once per configured PostgreSQL version."""
+    if "pg_version" in metafunc.fixturenames:
+        versions = metafunc.config.stash[_CONFIG_KEY].versions
+        metafunc.parametrize("pg_version", versions, ids=[f"pg{v}" for v in versions])
+
+
+@pytest.fixture(scope="session")
+def server_config(request: pytest.FixtureRequest) -> ServerConfig:
+    """The PostgreSQL versions and TLS pin that this run was configured with."""
+    return request.config.stash[_CONFIG_KEY]
+
+
+# --- running servers ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -147,14 +196,15 @@ class PgServer:
 
 
 class ServerFactory(Protocol):
-    def __call__(self, setup: str, version: int = DEFAULT_PG_VERSION) -> PgServer: ...
+    def __call__(self, setup: str, version: int | None = None) -> PgServer: ...
 
 
 class _ServerPool:
     """Starts each (setup, version) server once per session and remembers start failures."""
 
-    def __init__(self, certs: CertificateSet) -> None:
+    def __init__(self, certs: CertificateSet, config: ServerConfig) -> None:
         self._certs = certs
+        self._config = config
         self._factories: dict[int, ClusterFactory] = {}
         self._servers: dict[tuple[str, int], PgServer] = {}
         self._failures: dict[tuple[str, int], str] = {}
@@ -163,9 +213,13 @@ class _ServerPool:
     def servers(self) -> list[PgServer]:
         return list(self._servers.values())
 
-    def get(self, setup: str, version: int = DEFAULT_PG_VERSION) -> PgServer:
+    def get(self, setup: str, version: int | None = None) -> PgServer:
+        """Return the running server of ``setup`` (default version: the first configured)."""
         if setup not in SETUPS:
             raise ValueError(f"unknown server setup {setup!r}; known setups: {sorted(SETUPS)}")
+        if version is None:
+            version = self._config.default_version
+        self._skip_unless_installed(version)
 
         key = (setup, version)
         if key not in self._servers and key not in self._failures:
@@ -186,10 +240,26 @@ class _ServerPool:
         for factory in self._factories.values():
             factory.close()
 
+    def _skip_unless_installed(self, version: int) -> None:
+        if version in self._config.versions or version in self._factories:
+            return
+        if self._config.explicit:
+            configured = ",".join(map(str, self._config.versions))
+            pytest.skip(
+                f"PostgreSQL {version} is not in --pg-versions / {PG_VERSIONS_ENV}={configured}"
+            )
+        try:
+            find_postgres_bin(version)
+        except ClusterError as exc:
+            pytest.skip(
+                f"PostgreSQL {version} is not installed ({exc}); install it with "
+                f"{INSTALL_COMMAND} {version}"
+            )
+
     def _start(self, setup_name: str, version: int) -> PgServer:
         setup = SETUPS[setup_name]
-        tls = setup.tls(self._certs) if setup.tls is not None else None
-        cluster = self.factory(version).create(setup_name, setup.hba_lines, tls=tls)
+        tls = setup.server_tls(self._certs, self._config.tls_version)
+        cluster = self.factory(version).create(setup_name, setup.hba_lines(), tls=tls)
         cluster.start()
         try:
             for role in setup.roles:
@@ -215,10 +285,13 @@ def cert_set(tmp_path_factory: pytest.TempPathFactory) -> CertificateSet:
 
 @pytest.fixture(scope="session")
 def pg_server_factory(
-    request: pytest.FixtureRequest, cert_set: CertificateSet
+    request: pytest.FixtureRequest, cert_set: CertificateSet, server_config: ServerConfig
 ) -> Iterator[ServerFactory]:
-    """Return ``get(setup, version=15)``, which starts a setup's server on first use."""
-    pool = _ServerPool(cert_set)
+    """Return ``get(setup, version=None)``, which starts a setup's server on first use.
+
+    ``version=None`` means the first configured version.
+    """
+    pool = _ServerPool(cert_set, server_config)
     request.config.stash[_POOL_KEY] = pool
     try:
         yield pool.get
@@ -229,13 +302,13 @@ def pg_server_factory(
 
 @pytest.fixture(scope="session")
 def pg_cluster_factory(
-    request: pytest.FixtureRequest, pg_server_factory: ServerFactory
+    request: pytest.FixtureRequest, pg_server_factory: ServerFactory, server_config: ServerConfig
 ) -> ClusterFactory:
-    """The session's PostgreSQL 15 ClusterFactory, for tests that build their own server.
+    """The session's ClusterFactory of the default version, for tests that build a server.
 
     Its clusters are stopped at session end; close them earlier with ``cluster.close()``.
     """
-    return request.config.stash[_POOL_KEY].factory(DEFAULT_PG_VERSION)
+    return request.config.stash[_POOL_KEY].factory(server_config.default_version)
 
 
 @pytest.fixture(scope="session")
@@ -271,7 +344,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         return report
 
     funcargs: Mapping[str, Any] = getattr(item, "funcargs", {})
-    servers = [value for value in funcargs.values() if isinstance(value, PgServer)]
+    servers: Sequence[PgServer] = [
+        value for value in funcargs.values() if isinstance(value, PgServer)
+    ]
     pool = item.config.stash.get(_POOL_KEY, None)
     if "pg_server_factory" in funcargs and pool is not None:
         servers = pool.servers

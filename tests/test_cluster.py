@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import stat
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+from cryptography import x509
 
 from aiopgtls._certs import CertificateSet
-from aiopgtls._cluster import PG_BIN_ENV, ClusterError, ClusterFactory, find_postgres_bin
+from aiopgtls._cluster import (
+    PG_BIN_ENV,
+    ClusterError,
+    ClusterFactory,
+    find_postgres_bin,
+    postgres_version,
+)
+from aiopgtls._setups import TLS_PROTOCOL_VERSIONS
 
 if TYPE_CHECKING:
-    from tests.conftest import PgServer
+    from tests.conftest import PgServer, ServerConfig, ServerFactory
 
 pytestmark = pytest.mark.server
 
@@ -159,6 +170,96 @@ def test_app_database_exists(pg_main: PgServer) -> None:
     assert row == ("app",)
 
 
+# --- hostssl_only and client_cert ------------------------------------------------------------
+
+
+def test_hostssl_only_rejects_plaintext(pg_server_factory: ServerFactory) -> None:
+    server = pg_server_factory("hostssl_only")
+
+    with pytest.raises(psycopg.OperationalError, match="no encryption"):
+        connect(server, user="app", sslmode="disable")
+
+
+def test_hostssl_only_scram_over_tls(pg_server_factory: ServerFactory) -> None:
+    server = pg_server_factory("hostssl_only")
+
+    user, ssl = session_facts(
+        server, user="scram", password=server.password("scram"), sslmode="require"
+    )
+
+    assert user == "scram"
+    assert ssl is True
+
+
+def test_client_cert_setup_needs_cert(pg_server_factory: ServerFactory) -> None:
+    server = pg_server_factory("client_cert")
+    certs = server.certs
+
+    with pytest.raises(psycopg.OperationalError, match="requires a valid client certificate"):
+        connect(server, user=certs.client_user, sslmode="require", sslcert="")
+    user, ssl = session_facts(
+        server,
+        user=certs.client_user,
+        sslmode="verify-full",
+        sslrootcert=str(certs.ca_a),
+        sslcert=str(certs.client.cert),
+        sslkey=str(certs.client.key),
+    )
+
+    assert user == certs.client_user
+    assert ssl is True
+
+
+# --- every configured PostgreSQL version ----------------------------------------------------
+
+
+def test_server_runs_requested_version(pg_server_factory: ServerFactory, pg_version: int) -> None:
+    server = pg_server_factory("main", pg_version)
+
+    version_num = int(server.cluster.run_sql("SHOW server_version_num"))
+
+    assert version_num // 10000 == pg_version
+    assert server.cluster.run_sql("SHOW ssl_library") == "OpenSSL"
+
+
+def test_server_tls_version_pin(
+    pg_server_factory: ServerFactory, pg_version: int, server_config: ServerConfig
+) -> None:
+    server = pg_server_factory("main", pg_version)
+    # With no pin, both sides support TLS 1.3 and negotiate it.
+    expected = TLS_PROTOCOL_VERSIONS.get(server_config.tls_version or "1.3")
+
+    with connect(server, sslmode="require") as conn:
+        row = conn.execute(
+            "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        ).fetchone()
+
+    assert row == (expected,)
+
+
+def test_client_outside_pin_fails(
+    pg_server_factory: ServerFactory, pg_version: int, server_config: ServerConfig
+) -> None:
+    if server_config.tls_version is None:
+        pytest.skip("the servers are not pinned to one TLS version (--tls-version)")
+    server = pg_server_factory("main", pg_version)
+    other = "TLSv1.3" if server_config.tls_version == "1.2" else "TLSv1.2"
+
+    with pytest.raises(psycopg.OperationalError, match="SSL"):
+        connect(
+            server,
+            sslmode="require",
+            ssl_min_protocol_version=other,
+            ssl_max_protocol_version=other,
+        )
+
+
+def test_bin_found_for_version(pg_version: int) -> None:
+    bin_dir = find_postgres_bin(pg_version)
+
+    assert postgres_version(bin_dir) == pg_version
+
+
 # --- certificate verification across setups ---------------------------------------------------
 
 
@@ -203,6 +304,33 @@ def test_certificate_keys_private(cert_set: CertificateSet) -> None:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
 
 
+@pytest.mark.parametrize(
+    ("attribute", "algorithm"),
+    [
+        ("server_rsa", "sha256WithRSAEncryption"),
+        ("server_p384", "ecdsa-with-SHA384"),
+        ("server_ed25519", "ed25519"),
+    ],
+)
+def test_channel_binding_cert_algorithms(
+    cert_set: CertificateSet, attribute: str, algorithm: str
+) -> None:
+    pair = getattr(cert_set, attribute)
+    certificate = x509.load_pem_x509_certificate(pair.cert.read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+
+    assert certificate.signature_algorithm_oid._name == algorithm
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    assert stat.S_IMODE(pair.key.stat().st_mode) == 0o600
+
+
+def test_certificate_set_lists_files(cert_set: CertificateSet) -> None:
+    files = cert_set.files()
+
+    assert sorted(files) == sorted(cert_set.directory.iterdir())
+    assert cert_set.server_ed25519.key in files
+
+
 def test_chain_file_sends_intermediate(cert_set: CertificateSet) -> None:
     chain = cert_set.server_chain.cert.read_text()
     intermediate = cert_set.intermediate_c.read_text()
@@ -242,6 +370,89 @@ def test_bin_missing_version_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(ClusterError, match="version 99 not found"):
         find_postgres_bin(99)
+
+
+# --- scripts/install_postgres.py -----------------------------------------------------------------
+
+
+def load_installer() -> ModuleType:
+    path = Path(__file__).resolve().parent.parent / "scripts" / "install_postgres.py"
+    spec = importlib.util.spec_from_file_location("install_postgres", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_installer_rejects_unpinned_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    installer = load_installer()
+
+    status = installer.main(["--cache", str(tmp_path), "99"])
+
+    assert status == 1
+    assert "no npm package version is pinned for PostgreSQL 99" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_installer_reads_openssl_version(tmp_path: Path) -> None:
+    installer = load_installer()
+    library = tmp_path / "libssl.so.1.1"
+    library.write_bytes(b"\x00junk\x00OpenSSL 1.1.1w  11 Sep 2023\x00more")
+
+    assert installer.openssl_version(library) == (1, 1, 1)
+    assert installer.openssl_version(library) >= installer.MIN_OPENSSL
+    library.write_bytes(b"no version here")
+    assert installer.openssl_version(library) is None
+
+
+def test_installer_makes_tree_readable(tmp_path: Path) -> None:
+    installer = load_installer()
+    folder = tmp_path / "tree"
+    folder.mkdir(mode=0o700)
+    program = folder / "initdb"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o700)
+    data = folder / "postgres.bki"
+    data.write_text("data")
+    data.chmod(0o600)
+
+    installer.make_world_readable(folder)
+
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert stat.S_IMODE(program.stat().st_mode) == 0o755
+    assert stat.S_IMODE(data.stat().st_mode) == 0o644
+
+
+def test_installer_keeps_cached_version(tmp_path: Path) -> None:
+    installer = load_installer()
+    target = tmp_path / "18"
+    (target / "bin").mkdir(parents=True)
+    for tool in installer.SERVER_TOOLS:
+        (target / "bin" / tool).write_text("#!/bin/sh\n")
+        (target / "bin" / tool).chmod(0o755)
+
+    assert not installer.is_cached(target, installer.PINNED[18])
+    (target / "package-version").write_text(installer.PINNED[18] + "\n")
+    assert installer.is_cached(target, installer.PINNED[18])
+    assert not installer.is_cached(target, "18.0.0-other")
+
+
+@pytest.mark.parametrize("version", [16, 17, 18])
+def test_installed_version_checks_pass(version: int) -> None:
+    installer = load_installer()
+    cache = Path(__file__).resolve().parent.parent / ".pgbin"
+    system = installer.SYSTEM_ROOT / str(version) / "bin"
+    cached = installer.is_cached(cache / str(version), installer.PINNED[version])
+    if not cached and not installer.has_server_tools(system):
+        pytest.skip(f"PostgreSQL {version} is not installed; run {installer.__file__} {version}")
+
+    bin_dir = installer.install(version, cache)
+
+    assert postgres_version(bin_dir) == version
+    assert os.access(bin_dir / "postgres", os.X_OK)
 
 
 def _is_zombie(pid: int) -> bool:

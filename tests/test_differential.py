@@ -1,8 +1,9 @@
 """Our ladder against libpq 18 (bundled in psycopg's binary wheel), on real servers.
 
-For every server setup, sslmode, root certificate file (absent, the right CA, a wrong CA) and
-host spelling, both clients connect in the same run; their outcomes (connected, encrypted)
-must agree.  When ours connects, the server's own view (pg_stat_ssl) must agree as well.
+For every configured PostgreSQL version (``--pg-versions``), server setup, sslmode, root
+certificate file (absent, the right CA, a wrong CA) and host spelling, both clients connect in
+the same run; their outcomes (connected, encrypted) must agree.  When ours connects, the
+server's own view (pg_stat_ssl) must agree as well.
 """
 
 from __future__ import annotations
@@ -103,9 +104,9 @@ async def our_outcome(settings: dict[str, Any]) -> tuple[bool, bool]:
 
 @pytest.mark.parametrize(("setup", "user"), SETUP_USERS, ids=[f"{s}-{u}" for s, u in SETUP_USERS])
 async def test_outcomes_equal_libpq(
-    setup: str, user: str, pg_server_factory: ServerFactory, empty_home: Path
+    setup: str, user: str, pg_version: int, pg_server_factory: ServerFactory, empty_home: Path
 ) -> None:
-    server = pg_server_factory(setup)
+    server = pg_server_factory(setup, pg_version)
     disagreements = []
     outcomes = set()
     for sslmode in SSLMODES:

@@ -111,7 +111,7 @@ async def test_silent_first_host_times_out_then_second(pg_main: PgServer) -> Non
 
 
 async def test_tls_failure_does_not_fail_over(pg_main: PgServer, pg_other_ca: PgServer) -> None:
-    settings = {
+    settings: dict[str, Any] = {
         "host": "localhost,localhost",
         "port": f"{pg_other_ca.port},{pg_main.port}",
         "user": "postgres",
@@ -129,7 +129,7 @@ async def test_tls_failure_does_not_fail_over(pg_main: PgServer, pg_other_ca: Pg
 
 async def test_each_host_is_its_own_name(pg_main: PgServer) -> None:
     port = await closed_port()
-    settings = {
+    settings: dict[str, Any] = {
         "host": "localhost,wrong.example.test",
         "hostaddr": "127.0.0.1,127.0.0.1",
         "port": f"{port},{pg_main.port}",

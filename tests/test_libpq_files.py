@@ -28,7 +28,8 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from aiopgtls import _libpq_files
+from aiopgtls import _client_files, _libpq_files
+from aiopgtls._keyload import PasswordSource
 from aiopgtls._libpq_files import (
     LibpqFileProvider,
     build_libpq_context,
@@ -218,9 +219,34 @@ def test_root_path_is_directory_fails(tmp_path: Path) -> None:
         build_libpq_context(make_params(sslrootcert=str(tmp_path)))
 
 
-def test_sslrootcert_system_not_supported_yet() -> None:
-    with pytest.raises(ConfigurationError, match="sslrootcert=system is not supported yet"):
-        build_libpq_context(make_params(sslrootcert="system", sslmode="verify-full"))
+def test_sslrootcert_system_loads_default_paths(
+    pki: PKI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_file))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    crl = pki.crl("system.crl", revoke_server=False)
+
+    context = build_libpq_context(
+        make_params(sslrootcert="system", sslmode="verify-full", sslcrl=str(crl))
+    )
+
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert len(context.get_ca_certs()) == 1
+    assert context.verify_flags == ssl.VERIFY_X509_TRUSTED_FIRST  # no CRL with system roots
+
+
+def test_sslrootcert_system_wins_over_file_named_system(
+    pki: PKI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    install(pki.other_ca_file, tmp_path / "system", 0o644)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_file))
+
+    system = build_libpq_context(make_params(sslrootcert="system", sslmode="verify-full"))
+    local = build_libpq_context(make_params(sslrootcert="./system", sslmode="verify-full"))
+
+    assert system.get_ca_certs() != local.get_ca_certs()
+    assert system.get_ca_certs()[0]["serialNumber"] != local.get_ca_certs()[0]["serialNumber"]
 
 
 def test_unknown_home_directory_fails_verify_full(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -465,7 +491,8 @@ def test_encrypted_key_without_password(
         build_libpq_context(make_params(sslcert=str(pki.client_cert), sslkey=str(key)))
 
     assert str(caught.value) == (
-        f'private key file "{key}" is encrypted; pass its pass phrase with sslpassword'
+        f'private key file "{key}" is encrypted; pass its pass phrase with sslpassword or the '
+        "provider's password_callback"
     )
     assert caught.value.path == str(key)
 
@@ -473,7 +500,7 @@ def test_encrypted_key_without_password(
 @pytest.mark.usefixtures("dot_postgresql")
 def test_password_callback_prevents_prompt(pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
     key = pki.encrypted_key("encrypted.key", serialization.PrivateFormat.PKCS8)
-    monkeypatch.setattr(_libpq_files, "_is_encrypted_pem", lambda data: False)
+    monkeypatch.setattr(_client_files, "is_encrypted_pem", lambda data: False)
 
     with pytest.raises(ClientCertificateError, match="is encrypted; pass its pass phrase"):
         build_libpq_context(make_params(sslcert=str(pki.client_cert), sslkey=str(key)))
@@ -516,7 +543,7 @@ def test_unloadable_key(pki: PKI) -> None:
 
 
 @pytest.mark.usefixtures("dot_postgresql")
-def test_der_key_not_supported_yet(pki: PKI) -> None:
+def test_der_key_loaded_like_libpq(pki: PKI) -> None:
     key = serialization.load_pem_private_key(pki.client.private_key_pem.bytes(), None)
     der = pki.write(
         "client.der",
@@ -527,8 +554,20 @@ def test_der_key_not_supported_yet(pki: PKI) -> None:
         ),
     )
 
-    with pytest.raises(ClientCertificateError, match="DER keys are not supported yet"):
-        build_libpq_context(make_params(sslcert=str(pki.client_cert), sslkey=str(der)))
+    context = build_libpq_context(make_params(sslcert=str(pki.client_cert), sslkey=str(der)))
+
+    assert isinstance(context, ssl.SSLContext)
+
+
+@pytest.mark.usefixtures("dot_postgresql")
+def test_key_in_unknown_format(pki: PKI) -> None:
+    garbage = pki.write("garbage.bin", b"\x00\x01 not a key at all")
+
+    with pytest.raises(ClientCertificateError) as caught:
+        build_libpq_context(make_params(sslcert=str(pki.client_cert), sslkey=str(garbage)))
+
+    assert str(caught.value).startswith(f'could not load private key file "{garbage}": ')
+    assert "not a PEM, DER (PKCS#8, PKCS#1, SEC1) or PKCS#12 private key" in str(caught.value)
 
 
 @pytest.mark.usefixtures("dot_postgresql")
@@ -629,11 +668,9 @@ def test_cache_separates_passwords(pki: PKI) -> None:
     with pytest.raises(ClientCertificateError, match="wrong sslpassword"):
         provider.get_context(wrong)
     assert provider.get_context(right) is context
-    keys = list(provider._contexts)
+    keys = provider._cache.keys()
     assert PASSWORD not in repr(keys)
-    for cache_key in keys:
-        assert isinstance(cache_key, tuple)
-        assert PASSWORD.encode() not in b"".join(p for p in cache_key if isinstance(p, bytes))
+    assert PASSWORD.encode() not in repr(keys).encode()
 
 
 @pytest.mark.usefixtures("dot_postgresql")
@@ -658,7 +695,7 @@ def test_cache_is_bounded(pki: PKI) -> None:
     again = provider.get_context(make_params())
 
     assert again is not first
-    assert len(provider._contexts) == 2
+    assert len(provider._cache.keys()) == 2
 
 
 @pytest.mark.usefixtures("dot_postgresql")
@@ -693,9 +730,11 @@ async def test_provider_builds_once_for_concurrent_attempts(
     builds: list[ConnectParams] = []
     real_build = _libpq_files._build
 
-    def counting_build(params: ConnectParams, files: _libpq_files.LibpqFiles) -> ssl.SSLContext:
+    def counting_build(
+        params: ConnectParams, files: _libpq_files.LibpqFiles, passwords: PasswordSource
+    ) -> ssl.SSLContext:
         builds.append(params)
-        return real_build(params, files)
+        return real_build(params, files, passwords)
 
     monkeypatch.setattr(_libpq_files, "_build", counting_build)
     attempt = attempt_for(make_params(sslrootcert=str(pki.ca_file)))

@@ -5,10 +5,31 @@ runs the startup protocol and returns a ``Connection`` whose ``stream`` is ready
 PostgreSQL protocol implementation.
 """
 
-from ._connect import StartupCallable, connect, resolve_params
+from ._certmode import CertificateExchange, certificate_exchange, record_certificate_exchange
+from ._connect import StartupCallable, connect
+from ._context import create_context
+from ._factory import load_provider
+from ._keyload import PasswordCallback
 from ._libpq_files import LibpqFileProvider
-from ._params import ChannelBinding, ConnectParams, SSLMode
+from ._params import (
+    ChannelBinding,
+    ConnectParams,
+    HostSpec,
+    SSLCertMode,
+    SSLMode,
+    SSLNegotiation,
+    TargetSessionAttrs,
+)
 from ._provider import AttemptInfo, ContextProvider
+from ._providers import (
+    InMemoryProvider,
+    MaterialCallback,
+    NonValidatingProvider,
+    PinnedCertificateProvider,
+    SystemTrustProvider,
+    TLSMaterial,
+)
+from ._resolve import resolve_params, resolve_params_async
 from ._result import (
     Attempt,
     BackendKeyData,
@@ -36,8 +57,8 @@ from .errors import (
     ProtocolViolationError,
     SecurityWarning,
     ServerRejectedError,
-    TCPConnectError,
     TargetSessionAttrsError,
+    TCPConnectError,
     TLSHandshakeError,
 )
 
@@ -45,13 +66,30 @@ __all__ = (  # noqa: RUF022 - grouped by purpose, not sorted
     # connecting
     "connect",
     "resolve_params",
+    "resolve_params_async",
     "ConnectParams",
+    "HostSpec",
     "SSLMode",
+    "SSLNegotiation",
+    "SSLCertMode",
     "ChannelBinding",
+    "TargetSessionAttrs",
     # context providers
     "AttemptInfo",
     "ContextProvider",
+    "create_context",
+    "load_provider",
     "LibpqFileProvider",
+    "SystemTrustProvider",
+    "PinnedCertificateProvider",
+    "InMemoryProvider",
+    "TLSMaterial",
+    "MaterialCallback",
+    "NonValidatingProvider",
+    "PasswordCallback",
+    "record_certificate_exchange",
+    "certificate_exchange",
+    "CertificateExchange",
     # startup
     "StartupCallable",
     "StartupRequest",

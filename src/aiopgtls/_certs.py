@@ -1,20 +1,30 @@
 """Throwaway certificate authorities and certificates for the test suite and the demo.
 
-Everything is generated with trustme, which is an optional dependency (the ``test`` and
-``demo`` extras), so it is imported only when a certificate set is built.
+Most certificates are generated with trustme, which is an optional dependency (the ``test``
+and ``demo`` extras), so it is imported only when a certificate set is built.  The P-384
+and Ed25519 chains, which trustme cannot make, are built with ``cryptography`` directly.
 """
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
 
 if TYPE_CHECKING:
     import trustme
 
 __all__ = ("SERVER_NAMES", "CertificateSet", "KeyPair", "write_certificate_set")
+
+_SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 # Names in the subjectAltName of every "good" server certificate: both loopback addresses,
 # the name that resolves to them, and a DNS name that resolves nowhere (for tests that set
@@ -41,6 +51,11 @@ class CertificateSet:
 
     ``ca_a``, ``ca_b`` and ``ca_c`` are unrelated self-signed roots.  Each server key pair's
     certificate file contains the chain a server sends: the leaf, then any intermediates.
+
+    ``server_rsa``, ``server_p384`` and ``server_ed25519`` differ in the signature algorithm
+    of their certificate, which decides the channel binding hash: sha256WithRSAEncryption
+    (issued by ``ca_rsa``), ecdsa-with-SHA384 on a P-384 key (``ca_p384``) and Ed25519, which
+    has no separate hash function (``ca_ed25519``).
     """
 
     directory: Path
@@ -54,11 +69,28 @@ class CertificateSet:
     server_chain: KeyPair
     client: KeyPair
     client_user: str
+    ca_rsa: Path
+    server_rsa: KeyPair
+    ca_p384: Path
+    server_p384: KeyPair
+    ca_ed25519: Path
+    server_ed25519: KeyPair
 
     @property
     def wrong_root(self) -> Path:
         """A root file that does not contain the issuer of ``server_a`` (it is CA-B)."""
         return self.ca_b
+
+    def files(self) -> list[Path]:
+        """Return every file of the set: roots, intermediates, certificates and keys."""
+        paths: list[Path] = []
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, KeyPair):
+                paths.extend((value.cert, value.key))
+            elif isinstance(value, Path) and field.name != "directory":
+                paths.append(value)
+        return paths
 
 
 def write_certificate_set(directory: Path, client_user: str = "certuser") -> CertificateSet:
@@ -82,6 +114,9 @@ def write_certificate_set(directory: Path, client_user: str = "certuser") -> Cer
     ca_b = trustme.CA(organization_unit_name="aiopgtls test CA-B")
     ca_c = trustme.CA(organization_unit_name="aiopgtls test CA-C")
     intermediate_c = ca_c.create_child_ca()
+    ca_rsa = trustme.CA(organization_unit_name="aiopgtls test CA-RSA", key_type=trustme.KeyType.RSA)
+    ca_p384 = _Issuer.create("aiopgtls test CA-P384", ec.generate_private_key(ec.SECP384R1()))
+    ca_ed25519 = _Issuer.create("aiopgtls test CA-Ed25519", ed25519.Ed25519PrivateKey.generate())
 
     return CertificateSet(
         directory=directory,
@@ -99,6 +134,18 @@ def write_certificate_set(directory: Path, client_user: str = "certuser") -> Cer
         ),
         client=_write_leaf(_issue_client_cert(ca_a, client_user), directory, "client"),
         client_user=client_user,
+        ca_rsa=_write_ca(ca_rsa, directory / "ca-rsa.crt"),
+        server_rsa=_write_leaf(
+            ca_rsa.issue_cert(*SERVER_NAMES, key_type=trustme.KeyType.RSA), directory, "server-rsa"
+        ),
+        ca_p384=ca_p384.write(directory / "ca-p384.crt"),
+        server_p384=ca_p384.write_leaf(
+            ec.generate_private_key(ec.SECP384R1()), directory, "server-p384"
+        ),
+        ca_ed25519=ca_ed25519.write(directory / "ca-ed25519.crt"),
+        server_ed25519=ca_ed25519.write_leaf(
+            ed25519.Ed25519PrivateKey.generate(), directory, "server-ed25519"
+        ),
     )
 
 
@@ -119,6 +166,86 @@ def _write_leaf(leaf: trustme.LeafCert, directory: Path, stem: str) -> KeyPair:
     _write_file(pair.cert, chain, PUBLIC_FILE_MODE)
     _write_file(pair.key, leaf.private_key_pem.bytes(), PRIVATE_FILE_MODE)
     return pair
+
+
+@dataclass(frozen=True)
+class _Issuer:
+    """A self-signed root whose signatures use the hash that suits its key.
+
+    ECDSA keys sign with the SHA-2 hash of the curve's size (SHA-384 for P-384), as TLS
+    deployments usually do; Ed25519 signs without a separate hash function.
+    """
+
+    key: _SigningKey
+    certificate: x509.Certificate
+
+    @classmethod
+    def create(cls, common_name: str, key: _SigningKey) -> _Issuer:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        builder = _builder(name, name, key.public_key()).add_extension(
+            x509.BasicConstraints(ca=True, path_length=0), critical=True
+        )
+        return cls(key, builder.sign(key, _signature_hash(key)))
+
+    def write(self, path: Path) -> Path:
+        _write_file(
+            path, self.certificate.public_bytes(serialization.Encoding.PEM), PUBLIC_FILE_MODE
+        )
+        return path
+
+    def write_leaf(self, leaf_key: _SigningKey, directory: Path, stem: str) -> KeyPair:
+        """Issue a server certificate for SERVER_NAMES to ``leaf_key`` and write both."""
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SERVER_NAMES[0])])
+        names = [_general_name(name) for name in SERVER_NAMES]
+        builder = (
+            _builder(subject, self.certificate.subject, leaf_key.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        )
+        certificate = builder.sign(self.key, _signature_hash(self.key))
+
+        pair = KeyPair(cert=directory / f"{stem}.crt", key=directory / f"{stem}.key")
+        _write_file(
+            pair.cert, certificate.public_bytes(serialization.Encoding.PEM), PUBLIC_FILE_MODE
+        )
+        key_pem = leaf_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _write_file(pair.key, key_pem, PRIVATE_FILE_MODE)
+        return pair
+
+
+def _builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey,
+) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        # Backdated a little, like trustme, so a client clock slightly behind still accepts it.
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+    )
+
+
+def _signature_hash(key: _SigningKey) -> hashes.SHA256 | hashes.SHA384 | None:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return None
+    return hashes.SHA384() if key.curve.key_size > 256 else hashes.SHA256()
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _write_file(path: Path, data: bytes, mode: int) -> None:

@@ -12,8 +12,8 @@ import anyio
 
 from . import _cli_certs, _cli_params
 from ._connect import connect
-from ._resolve import resolve_params
 from ._report import ProbeReport, render_json, render_text
+from ._resolve import resolve_params
 from .errors import ConfigurationError, ConnectError, SecurityWarning
 
 EXIT_OK = 0

@@ -64,6 +64,8 @@ BASE_SETTINGS: Mapping[str, str] = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "password_encryption": "scram-sha-256",
+    # PostgreSQL 18 turned this into a list of stages; "on" still logs the receipt,
+    # authentication and authorization of each connection there.
     "log_connections": "on",
     "log_line_prefix": "%m [%p] %q%u@%d ",
     "ssl": "off",

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from ._factory import provider_for
 from ._ladder import Action
 from ._params import ConnectParams, TargetSessionAttrs
 from ._provider import ContextProvider
@@ -65,7 +66,7 @@ async def connect(
             "resolve everything into one ConnectParams with resolve_params()"
         )
     _check_startup(params, startup)
-    provider = context_provider or await _default_provider(params)
+    provider = await provider_for(params, context_provider)
     session = _Session(params, provider, startup, Tracer(trace))
     return await session.run()
 
@@ -78,12 +79,6 @@ def _check_startup(params: ConnectParams, startup: StartupCallable | None) -> No
             parameter="target_session_attrs",
             value=str(params.target_session_attrs),
         )
-
-
-async def _default_provider(params: ConnectParams) -> ContextProvider:
-    from ._factory import provider_for
-
-    return await provider_for(params, None)
 
 
 class _Session:

@@ -5,6 +5,11 @@ The grammar follows libpq 18's ``PQconninfoParse()`` (``conninfo_parse()``,
 in fe-connect.c): the result holds only what the string sets, with no defaults from the
 environment or a service file.  A test compares this module with libpq itself.
 
+Besides libpq's keywords the parser accepts ``AIOPGTLS_KEYWORDS``: ``sslfactory`` names a
+context provider as ``package.module:attr`` and ``sslfactoryarg`` is a string handed to it,
+after pgjdbc's keywords of the same names.  libpq rejects both, so a string that uses them
+works only with aiopgtls.
+
 libpq works on bytes, so the parser does too: the text is encoded as UTF-8 and each value is
 decoded back with the ``surrogateescape`` error handler.  A percent-encoded byte sequence that
 is not UTF-8 (such as ``%FF``) therefore survives as a lone surrogate, and
@@ -18,7 +23,16 @@ from collections.abc import Mapping
 
 from .errors import ConfigurationError
 
-__all__ = ("LIBPQ_KEYWORDS", "make_conninfo", "parse_conninfo")
+__all__ = (
+    "AIOPGTLS_KEYWORDS",
+    "KNOWN_KEYWORDS",
+    "LIBPQ_KEYWORDS",
+    "SECRET_KEYWORDS",
+    "check_keyword",
+    "check_value",
+    "make_conninfo",
+    "parse_conninfo",
+)
 
 # The PQconninfoOptions table of libpq 18 (fe-connect.c).  A test checks it against the
 # keywords that PQconndefaults() of the libpq in use returns.
@@ -77,9 +91,14 @@ LIBPQ_KEYWORDS: frozenset[str] = frozenset(
     }
 )
 
+# Extension keywords of aiopgtls, borrowed from pgjdbc.  libpq does not know them.
+AIOPGTLS_KEYWORDS: frozenset[str] = frozenset({"sslfactory", "sslfactoryarg"})
+
+KNOWN_KEYWORDS: frozenset[str] = LIBPQ_KEYWORDS | AIOPGTLS_KEYWORDS
+
 # Values that never appear in a message or in ConfigurationError.value.  libpq marks the
 # first three as password fields, and the SCRAM keys authenticate just as a password does.
-_SECRET_KEYWORDS = frozenset(
+SECRET_KEYWORDS: frozenset[str] = frozenset(
     {"password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"}
 )
 
@@ -105,8 +124,9 @@ def parse_conninfo(text: str) -> dict[str, str]:
 
     A string that starts with ``postgresql://`` or ``postgres://`` is a URI.  Any other string
     is a list of ``keyword=value`` pairs.  A later setting of a keyword replaces an earlier
-    one.  Raises ConfigurationError for every string that libpq rejects, and also for a NUL
-    character, which libpq cannot receive because it reads C strings.
+    one.  Raises ConfigurationError for every string that libpq rejects, except that the
+    ``AIOPGTLS_KEYWORDS`` are accepted, and also for a NUL character, which libpq cannot
+    receive because it reads C strings.
     """
     raw = _encode_text(text)
     for prefix in _URI_PREFIXES:
@@ -127,8 +147,8 @@ def make_conninfo(params: Mapping[str, str]) -> str:
     """
     pairs = []
     for keyword, value in params.items():
-        _check_keyword(keyword)
-        _encode_value(keyword, value)
+        check_keyword(keyword)
+        check_value(keyword, value)
         pairs.append(f"{keyword}={_quote(value)}")
     return " ".join(pairs)
 
@@ -157,7 +177,7 @@ def _decode(raw: bytes) -> str:
 
 
 def _is_secret(keyword: str) -> bool:
-    return keyword in _SECRET_KEYWORDS
+    return keyword in SECRET_KEYWORDS
 
 
 def _error_value(keyword: str, raw: bytes) -> str | None:
@@ -173,20 +193,22 @@ def _resolve_keyword(keyword: str, value: bytes) -> tuple[str, bytes]:
 
 
 def _suggestion(keyword: str) -> str:
-    matches = difflib.get_close_matches(keyword, sorted(LIBPQ_KEYWORDS), n=1)
+    matches = difflib.get_close_matches(keyword, sorted(KNOWN_KEYWORDS), n=1)
     if matches:
         return f'Did you mean "{matches[0]}"?'
     return "Use a libpq keyword such as host, port, dbname, user or sslmode."
 
 
-def _check_keyword(keyword: str) -> None:
-    if keyword not in LIBPQ_KEYWORDS:
+def check_keyword(keyword: str) -> None:
+    """Raise ConfigurationError, with a spelling suggestion, unless ``keyword`` is known."""
+    if keyword not in KNOWN_KEYWORDS:
         raise ConfigurationError(
             f'invalid connection option "{keyword}". {_suggestion(keyword)}', parameter=keyword
         )
 
 
-def _encode_value(keyword: str, value: str) -> None:
+def check_value(keyword: str, value: str) -> None:
+    """Raise ConfigurationError unless ``value`` is text that libpq can receive."""
     if not isinstance(value, str):
         raise ConfigurationError(
             f'invalid value of type {type(value).__name__} for "{keyword}". Pass a string.',
@@ -308,7 +330,7 @@ def _store_pair(
     settings: dict[str, bytes], keyword: str, value: bytes, previous_secret: str | None
 ) -> None:
     keyword, value = _resolve_keyword(keyword, value)
-    if keyword in LIBPQ_KEYWORDS:
+    if keyword in KNOWN_KEYWORDS:
         settings[keyword] = value
         return
 
@@ -485,7 +507,7 @@ def _parse_query(query: bytes, settings: dict[str, bytes]) -> None:
             # JDBC spells sslmode=require as ssl=true; libpq maps only this exact value.
             keyword, value = "sslmode", b"require"
         keyword, value = _resolve_keyword(keyword, value)
-        if keyword not in LIBPQ_KEYWORDS:
+        if keyword not in KNOWN_KEYWORDS:
             raise ConfigurationError(
                 f'invalid URI query parameter "{keyword}". {_suggestion(keyword)}',
                 parameter=keyword,

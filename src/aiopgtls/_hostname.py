@@ -25,6 +25,7 @@ import socket
 
 from cryptography import x509
 
+from ._der import children, element_content
 from .errors import HostnameMismatchError
 
 __all__ = ("check_peer_name", "inet_aton", "is_ip_address")
@@ -307,7 +308,7 @@ def _quoted(text: str) -> str:
     return f'"{text}"'
 
 
-# --- DER parsing -------------------------------------------------------------------------
+# --- certificate names ------------------------------------------------------------------
 # cryptography decodes names into str and raises ValueError for the whole extension when an
 # iPAddress entry is not 4, 8, 16 or 32 bytes long.  So the raw entries libpq compares are read
 # from the TBSCertificate instead.
@@ -319,7 +320,7 @@ def _certificate_names(cert: x509.Certificate) -> _CertificateNames:
     Raises HostnameMismatchError if the certificate's DER cannot be walked.
     """
     try:
-        fields = _children(_element_content(cert.tbs_certificate_bytes, 0, _SEQUENCE))
+        fields = children(element_content(cert.tbs_certificate_bytes, 0, _SEQUENCE))
         if fields and fields[0][0] == _VERSION:
             fields = fields[1:]
         # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
@@ -335,10 +336,10 @@ def _certificate_names(cert: x509.Certificate) -> _CertificateNames:
 
 def _alt_names(extensions_field: bytes) -> tuple[tuple[int, bytes], ...]:
     values: list[bytes] = []
-    for _, extension in _children(_element_content(extensions_field, 0, _SEQUENCE)):
-        parts = _children(extension)
+    for _, extension in children(element_content(extensions_field, 0, _SEQUENCE)):
+        parts = children(extension)
         if parts[0] == (_OID, _OID_SUBJECT_ALT_NAME):
-            values.append(_element_content(parts[-1][1], 0, _SEQUENCE))
+            values.append(element_content(parts[-1][1], 0, _SEQUENCE))
 
     # OpenSSL's X509_get_ext_d2i() returns nothing when the extension occurs twice, so libpq
     # then behaves as if the certificate had no subjectAltName.
@@ -346,60 +347,15 @@ def _alt_names(extensions_field: bytes) -> tuple[tuple[int, bytes], ...]:
         return ()
     return tuple(
         (identifier, content)
-        for identifier, content in _children(values[0])
+        for identifier, content in children(values[0])
         if identifier in (_DNS_NAME, _IP_ADDRESS)
     )
 
 
 def _first_common_name(subject: bytes) -> bytes | None:
-    for _, relative_name in _children(subject):
-        for _, attribute in _children(relative_name):
-            oid, value = _children(attribute)[:2]
+    for _, relative_name in children(subject):
+        for _, attribute in children(relative_name):
+            oid, value = children(attribute)[:2]
             if oid == (_OID, _OID_COMMON_NAME):
                 return value[1]
     return None
-
-
-def _element_content(data: bytes, position: int, expected: int) -> bytes:
-    identifier, start, end = _read_header(data, position)
-    if identifier != expected:
-        raise ValueError(f"expected DER identifier 0x{expected:02x}, found 0x{identifier:02x}")
-    return data[start:end]
-
-
-def _children(data: bytes) -> list[tuple[int, bytes]]:
-    """Split the content of a constructed element into (identifier, content) pairs."""
-    children = []
-    position = 0
-    while position < len(data):
-        identifier, start, end = _read_header(data, position)
-        children.append((identifier, data[start:end]))
-        position = end
-    return children
-
-
-def _read_header(data: bytes, position: int) -> tuple[int, int, int]:
-    """Read the DER header at ``position``; return (first identifier byte, start, end).
-
-    Multi-byte tags are skipped over but reported by their first byte, which never equals
-    one of the identifiers this module looks for.
-    """
-    identifier = data[position]
-    position += 1
-    if identifier & 0x1F == 0x1F:
-        while data[position] & 0x80:
-            position += 1
-        position += 1
-
-    length = data[position]
-    position += 1
-    if length & 0x80:
-        size = length & 0x7F
-        if size == 0 or size > 4:
-            raise ValueError(f"unsupported DER length form 0x{length:02x}")
-        length = int.from_bytes(data[position : position + size], "big")
-        position += size
-
-    if position + length > len(data):
-        raise ValueError("DER element runs past the end of its parent")
-    return identifier, position, position + length

@@ -1,25 +1,31 @@
-"""Connection parameters: validation, defaults and the frozen parameter object.
+"""The resolved connection parameters: enums, hosts and the frozen ``ConnectParams``.
 
-Nothing here does I/O beyond reading the user name and home directory.  Validation follows
-libpq 18 (``pqConnectOptions2()`` in fe-connect.c): values are compared case-sensitively
-except the TLS protocol versions, and every invalid value is rejected before a socket opens.
+``resolve_params()`` in ``_resolve`` builds these objects the way libpq 18 does; this module
+only stores them and writes them back as a connection string or URI.  ``password`` and
+``sslpassword`` never appear in a repr.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import getpass
-import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
-from .errors import ConfigurationError
+from ._conninfo import make_conninfo
 
 DEFAULT_PORT = 5432
 
+SECRET_FIELDS = frozenset({"password", "sslpassword"})
 
-class SSLMode(str, enum.Enum):
+
+class _ValueEnum(str, enum.Enum):
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class SSLMode(_ValueEnum):
     """libpq's sslmode values, weakest first."""
 
     DISABLE = "disable"
@@ -37,81 +43,61 @@ class SSLMode(str, enum.Enum):
     def requires_verification(self) -> bool:
         return self in (SSLMode.VERIFY_CA, SSLMode.VERIFY_FULL)
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class ChannelBinding(str, enum.Enum):
+class ChannelBinding(_ValueEnum):
     DISABLE = "disable"
     PREFER = "prefer"
     REQUIRE = "require"
 
-    def __str__(self) -> str:
-        return self.value
+
+class SSLNegotiation(_ValueEnum):
+    """The TLS start: after an SSLRequest (postgres) or with a ClientHello (direct, PG17+)."""
+
+    POSTGRES = "postgres"
+    DIRECT = "direct"
 
 
-# Accepted spellings of the TLS versions, matched case-insensitively as libpq does
-# (sslVerifyProtocolVersion() in fe-connect.c).
-TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+class SSLCertMode(_ValueEnum):
+    """The client certificate policy: never sent, sent when requested, or required."""
 
-# The keywords connect() understands.  Every other keyword is rejected by name.
-KEYWORDS = (
-    "host",
-    "hostaddr",
-    "port",
-    "user",
-    "dbname",
-    "password",
-    "sslmode",
-    "sslrootcert",
-    "sslcert",
-    "sslkey",
-    "sslpassword",
-    "sslcrl",
-    "sslcrldir",
-    "sslsni",
-    "ssl_min_protocol_version",
-    "ssl_max_protocol_version",
-    "connect_timeout",
-    "channel_binding",
-    "application_name",
-)
-
-SECRET_KEYWORDS = frozenset({"password", "sslpassword"})
+    DISABLE = "disable"
+    ALLOW = "allow"
+    REQUIRE = "require"
 
 
-@dataclasses.dataclass(frozen=True)
-class ConnectParams:
-    """Validated connection parameters for one server.
+class TargetSessionAttrs(_ValueEnum):
+    """The kind of server that a multi-host connection accepts."""
 
-    ``password`` and ``sslpassword`` are kept out of the repr.  File parameters are ``None``
-    when unset, which means libpq's default file under ``~/.postgresql``.
+    ANY = "any"
+    READ_WRITE = "read-write"
+    READ_ONLY = "read-only"
+    PRIMARY = "primary"
+    STANDBY = "standby"
+    PREFER_STANDBY = "prefer-standby"
+
+
+LOAD_BALANCE_HOSTS = ("disable", "random")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class HostSpec:
+    """One entry of the host list.
+
+    ``host`` is a host name, a Unix-socket directory (starting with "/", or "@" for Linux's
+    abstract namespace) or "" when only ``hostaddr`` is given.  ``password`` is the password
+    for this host: the explicit one, the password file's entry for it, or None.
     """
 
     host: str
-    port: int
-    user: str
-    dbname: str
     hostaddr: str | None = None
-    password: str | None = dataclasses.field(default=None, repr=False)
-    sslmode: SSLMode = SSLMode.PREFER
-    sslrootcert: str | None = None
-    sslcert: str | None = None
-    sslkey: str | None = None
-    sslpassword: str | None = dataclasses.field(default=None, repr=False)
-    sslcrl: str | None = None
-    sslcrldir: str | None = None
-    sslsni: bool = True
-    ssl_min_protocol_version: str | None = "TLSv1.2"
-    ssl_max_protocol_version: str | None = None
-    connect_timeout: float | None = None
-    channel_binding: ChannelBinding = ChannelBinding.PREFER
-    application_name: str | None = None
+    port: int = DEFAULT_PORT
+    password: str | None = None
+    password_source: str | None = dataclasses.field(default=None, compare=False)
 
     @property
     def is_unix_socket(self) -> bool:
         """Whether the host names a Unix-domain socket directory, which never uses TLS."""
-        return self.hostaddr is None and self.host.startswith("/")
+        return self.hostaddr is None and self.host.startswith(("/", "@"))
 
     @property
     def address(self) -> str:
@@ -119,172 +105,282 @@ class ConnectParams:
         return self.hostaddr if self.hostaddr else self.host
 
     def __repr__(self) -> str:
+        password = "<set>" if self.password else None
+        return (
+            f"HostSpec(host={self.host!r}, hostaddr={self.hostaddr!r}, port={self.port!r}, "
+            f"password={password})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class ConnectParams:
+    """Validated connection parameters, resolved like libpq 18.
+
+    File parameters are ``None`` when unset, which means libpq's default file under
+    ``~/.postgresql``.  ``startup_parameters`` contains what the StartupMessage carries besides
+    user, database and application_name.  ``settings`` is every keyword's resolved text, as
+    libpq's ``PQconninfo()`` reports it, except the secrets; ``sources`` names where each
+    keyword's value came from.  These two and ``service``, whose settings the other fields
+    already hold, take no part in equality.
+    """
+
+    hosts: tuple[HostSpec, ...]
+    user: str
+    dbname: str
+    sslmode: SSLMode = SSLMode.PREFER
+    sslnegotiation: SSLNegotiation = SSLNegotiation.POSTGRES
+    sslrootcert: str | None = None
+    sslcert: str | None = None
+    sslkey: str | None = None
+    sslpassword: str | None = None
+    sslcrl: str | None = None
+    sslcrldir: str | None = None
+    sslsni: bool = True
+    sslcertmode: SSLCertMode = SSLCertMode.ALLOW
+    sslkeylogfile: str | None = None
+    ssl_min_protocol_version: str | None = "TLSv1.2"
+    ssl_max_protocol_version: str | None = None
+    sslfactory: str | None = None
+    sslfactoryarg: str | None = None
+    connect_timeout: float | None = None
+    channel_binding: ChannelBinding = ChannelBinding.PREFER
+    application_name: str | None = None
+    startup_parameters: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
+    target_session_attrs: TargetSessionAttrs = TargetSessionAttrs.ANY
+    load_balance_hosts: str = "disable"
+    keepalives: bool = True
+    keepalives_idle: int | None = None
+    keepalives_interval: int | None = None
+    keepalives_count: int | None = None
+    tcp_user_timeout: int | None = None
+    service: str | None = dataclasses.field(default=None, compare=False)
+    passfile: str | None = None
+    settings: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, hash=False)
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, hash=False)
+
+    # -- the first host, for code that connects to one host ---------------------------
+
+    @property
+    def host(self) -> str:
+        return self.hosts[0].host
+
+    @property
+    def hostaddr(self) -> str | None:
+        return self.hosts[0].hostaddr
+
+    @property
+    def port(self) -> int:
+        return self.hosts[0].port
+
+    @property
+    def password(self) -> str | None:
+        return self.hosts[0].password
+
+    @property
+    def is_unix_socket(self) -> bool:
+        return self.hosts[0].is_unix_socket
+
+    @property
+    def address(self) -> str:
+        return self.hosts[0].address
+
+    def for_host(self, index: int) -> ConnectParams:
+        """Return a copy whose host list is only host ``index``, with that host's password."""
+        host = self.hosts[index]
+        sources = dict(self.sources)
+        if host.password_source is not None:
+            sources["password"] = host.password_source
+        else:
+            sources.pop("password", None)
+        return dataclasses.replace(self, hosts=(host,), sources=sources)
+
+    # -- writing the parameters back ----------------------------------------------------
+
+    def to_conninfo(self, *, include_secrets: bool = True) -> str:
+        """Return a keyword/value connection string that resolves to equal parameters.
+
+        Every value that differs from libpq's built-in default is written, so resolving the
+        string again gives equal parameters in any environment.  There are two limits.  A
+        password read from the password file is not written, but the ``passfile`` is when it
+        was given.  The server settings libpq takes from PGDATESTYLE, PGTZ and PGGEQO have no
+        keyword.  ``include_secrets=False`` leaves out ``password`` and ``sslpassword``.
+        """
+        pairs = dict(_host_pairs(self))
+        pairs["user"] = self.user
+        pairs["dbname"] = self.dbname
+        pairs.update(_option_pairs(self, include_secrets))
+        return make_conninfo(pairs)
+
+    def to_uri(self, *, include_secrets: bool = True) -> str:
+        """Return a ``postgresql://`` URI that resolves to equal parameters.
+
+        The same rules as ``to_conninfo()`` apply.  ``hostaddr`` goes into the query.
+        """
+        userinfo = _quote(self.user)
+        options = _option_pairs(self, include_secrets)
+        password = options.pop("password", None)
+        if password:
+            userinfo += ":" + _quote(password)
+        netlocs = ",".join(_netloc(host) for host in self.hosts)
+        query = dict(_host_pairs(self, with_hosts=False))
+        query.update(options)
+        text = f"postgresql://{userinfo}@{netlocs}/{_quote(self.dbname)}"
+        if query:
+            text += "?" + "&".join(f"{key}={_quote(value)}" for key, value in query.items())
+        return text
+
+    def __repr__(self) -> str:
         shown = []
         for field in dataclasses.fields(self):
+            if field.name in ("settings", "sources"):
+                continue
             value = getattr(self, field.name)
-            if field.name in SECRET_KEYWORDS:
+            if field.name in SECRET_FIELDS:
                 shown.append(f"{field.name}={'<set>' if value else None}")
             else:
                 shown.append(f"{field.name}={value!r}")
         return f"ConnectParams({', '.join(shown)})"
 
 
-def _invalid(keyword: str, value: str, accepted: str) -> ConfigurationError:
-    return ConfigurationError(
-        f'invalid {keyword} value: "{value}"; use {accepted}', parameter=keyword, value=value
-    )
-
-
-def _choice(keyword: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise _invalid(keyword, value, "one of " + ", ".join(choices))
-    return value
-
-
-def _parse_port(value: str) -> int:
-    text = value.strip()
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise _invalid("port", value, "an integer from 1 to 65535")
-    return int(text)
-
-
-def _parse_timeout(value: str) -> float | None:
-    # libpq 17+ parses an integer number of seconds; zero or negative means no timeout.
-    text = value.strip()
-    try:
-        seconds = int(text)
-    except ValueError:
-        raise _invalid("connect_timeout", value, "a whole number of seconds") from None
-    return float(seconds) if seconds > 0 else None
-
-
-def _parse_tls_version(keyword: str, value: str) -> str | None:
-    if value == "":
-        return None
-    for version in TLS_VERSIONS:
-        if value.lower() == version.lower():
-            return version
-    raise _invalid(keyword, value, "one of " + ", ".join(TLS_VERSIONS))
-
-
-def _check_tls_range(minimum: str | None, maximum: str | None) -> None:
-    if minimum is None or maximum is None:
-        return
-    if TLS_VERSIONS.index(minimum) > TLS_VERSIONS.index(maximum):
-        raise ConfigurationError(
-            f"invalid SSL protocol version range: ssl_min_protocol_version={minimum} is newer "
-            f"than ssl_max_protocol_version={maximum}; lower the minimum or raise the maximum",
-            parameter="ssl_min_protocol_version",
-            value=minimum,
-        )
-
-
-def default_user() -> str:
-    """Return the operating system user name, libpq's default for ``user``."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError) as exc:
-        raise ConfigurationError(
-            "could not determine the local user name; pass user= explicitly",
-            parameter="user",
-        ) from exc
-
-
-def default_host() -> str:
-    """Return libpq's default host: the usual Unix-domain socket directory."""
-    # NOTE: libpq builds its default socket directory in at compile time; Debian's is
-    # /var/run/postgresql and upstream's is /tmp.  We take the first one that exists.
-    for directory in ("/var/run/postgresql", "/tmp"):
-        if os.path.isdir(directory):
-            return directory
-    return "localhost"
-
-
-def _text(keyword: str, value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float, os.PathLike)):
-        raise ConfigurationError(
-            f"invalid {keyword} value of type {type(value).__name__}; pass a string",
-            parameter=keyword,
-            value=None if keyword in SECRET_KEYWORDS else repr(value),
-        )
-    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
-
-
 def build_params(settings: Mapping[str, Any]) -> ConnectParams:
-    """Validate ``settings`` (keyword to value) and fill in libpq's defaults.
+    """Validate ``settings`` (keyword to value) and fill in libpq's built-in defaults.
 
-    Raises ConfigurationError naming the keyword, the value and the accepted values.
+    Unlike ``resolve_params()`` this reads no environment variable, service file or
+    password file.  Raises ConfigurationError naming the keyword, the value and the
+    accepted values.
     """
-    unknown = [key for key in settings if key not in KEYWORDS]
-    if unknown:
-        raise ConfigurationError(
-            f'invalid connection option "{unknown[0]}"; supported options are '
-            + ", ".join(KEYWORDS),
-            parameter=unknown[0],
-        )
-    raw = {key: _text(key, value) for key, value in settings.items() if value is not None}
+    from ._resolve import resolve_without_files
 
-    sslmode = SSLMode(_choice("sslmode", raw.get("sslmode", "prefer"), _values(SSLMode)))
-    channel_binding = ChannelBinding(
-        _choice("channel_binding", raw.get("channel_binding", "prefer"), _values(ChannelBinding))
-    )
-    minimum = _parse_tls_version(
-        "ssl_min_protocol_version", raw.get("ssl_min_protocol_version", "TLSv1.2")
-    )
-    maximum = _parse_tls_version(
-        "ssl_max_protocol_version", raw.get("ssl_max_protocol_version", "")
-    )
-    _check_tls_range(minimum, maximum)
-
-    host = raw.get("host", "")
-    hostaddr = raw.get("hostaddr") or None
-    if hostaddr is not None:
-        _check_hostaddr(hostaddr)
-    if not host and hostaddr is None:
-        host = default_host()
-    for keyword in ("host", "hostaddr", "port"):
-        if "," in raw.get(keyword, ""):
-            raise ConfigurationError(
-                f'{keyword} lists are not supported yet: "{raw[keyword]}"; pass one value',
-                parameter=keyword,
-                value=raw[keyword],
-            )
-
-    user = raw.get("user") or default_user()
-    return ConnectParams(
-        host=host,
-        hostaddr=hostaddr,
-        port=_parse_port(raw["port"]) if raw.get("port") else DEFAULT_PORT,
-        user=user,
-        dbname=raw.get("dbname") or user,
-        password=raw.get("password"),
-        sslmode=sslmode,
-        sslrootcert=raw.get("sslrootcert") or None,
-        sslcert=raw.get("sslcert") or None,
-        sslkey=raw.get("sslkey") or None,
-        sslpassword=raw.get("sslpassword") or None,
-        sslcrl=raw.get("sslcrl") or None,
-        sslcrldir=raw.get("sslcrldir") or None,
-        # libpq enables SNI only for a value that starts with "1".
-        sslsni=raw.get("sslsni", "1").startswith("1"),
-        ssl_min_protocol_version=minimum,
-        ssl_max_protocol_version=maximum,
-        connect_timeout=_parse_timeout(raw["connect_timeout"])
-        if raw.get("connect_timeout")
-        else None,
-        channel_binding=channel_binding,
-        application_name=raw.get("application_name"),
-    )
+    return resolve_without_files(settings)
 
 
-def _values(enum_type: type[enum.Enum]) -> tuple[str, ...]:
-    return tuple(str(member.value) for member in enum_type)
+# -- serialisation helpers --------------------------------------------------------------
+
+# Keywords written from the typed fields, with the built-in default that is left out.
+_TYPED_DEFAULTS: Mapping[str, str] = {
+    "sslmode": "prefer",
+    "sslnegotiation": "postgres",
+    "sslcertmode": "allow",
+    "sslsni": "1",
+    "ssl_min_protocol_version": "TLSv1.2",
+    "ssl_max_protocol_version": "",
+    "channel_binding": "prefer",
+    "target_session_attrs": "any",
+    "load_balance_hosts": "disable",
+    "keepalives": "1",
+}
+
+# Keywords without a typed field, copied from ``settings`` when they did not default.
+_UNTYPED_KEYWORDS = (
+    "sslcompression",
+    "min_protocol_version",
+    "max_protocol_version",
+    "gssencmode",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+)
+
+_OPTIONAL_TEXT_FIELDS = (
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslcrl",
+    "sslcrldir",
+    "sslkeylogfile",
+    "sslfactory",
+    "sslfactoryarg",
+)
+
+_OPTIONAL_INT_FIELDS = ("keepalives_idle", "keepalives_interval", "keepalives_count")
 
 
-def _check_hostaddr(value: str) -> None:
-    import ipaddress
+def _typed_values(params: ConnectParams) -> dict[str, str]:
+    values = {
+        "sslmode": str(params.sslmode),
+        "sslnegotiation": str(params.sslnegotiation),
+        "sslcertmode": str(params.sslcertmode),
+        "sslsni": "1" if params.sslsni else "0",
+        "ssl_min_protocol_version": params.ssl_min_protocol_version or "",
+        "ssl_max_protocol_version": params.ssl_max_protocol_version or "",
+        "channel_binding": str(params.channel_binding),
+        "target_session_attrs": str(params.target_session_attrs),
+        "load_balance_hosts": params.load_balance_hosts,
+        "keepalives": "1" if params.keepalives else "0",
+    }
+    return {key: value for key, value in values.items() if value != _TYPED_DEFAULTS[key]}
 
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise _invalid("hostaddr", value, "a numeric IPv4 or IPv6 address") from None
+
+def _option_pairs(params: ConnectParams, include_secrets: bool) -> dict[str, str]:
+    pairs = _typed_values(params)
+    for name in _OPTIONAL_TEXT_FIELDS:
+        value = getattr(params, name)
+        if value is not None:
+            pairs[name] = value
+    for name in _OPTIONAL_INT_FIELDS:
+        number = getattr(params, name)
+        if number is not None:
+            pairs[name] = str(number)
+    if params.tcp_user_timeout is not None:
+        pairs["tcp_user_timeout"] = str(params.tcp_user_timeout)
+    if params.connect_timeout is not None:
+        pairs["connect_timeout"] = str(int(params.connect_timeout))
+    if params.application_name is not None:
+        pairs["application_name"] = params.application_name
+    for keyword in ("options", "client_encoding", "replication"):
+        if keyword in params.startup_parameters:
+            pairs[keyword] = params.startup_parameters[keyword]
+
+    for keyword in _UNTYPED_KEYWORDS:
+        value = params.settings.get(keyword)
+        if value is not None and params.sources.get(keyword) != "default":
+            pairs[keyword] = value
+    if params.passfile is not None and params.sources.get("passfile") != "default":
+        pairs["passfile"] = params.passfile
+
+    if include_secrets:
+        pairs.update(_secret_pairs(params))
+    return pairs
+
+
+def _secret_pairs(params: ConnectParams) -> dict[str, str]:
+    pairs = {}
+    explicit = {
+        host.password
+        for host in params.hosts
+        if host.password is not None
+        and not (host.password_source or "").startswith("password file")
+    }
+    if len(explicit) == 1:
+        pairs["password"] = explicit.pop()
+    if params.sslpassword is not None:
+        pairs["sslpassword"] = params.sslpassword
+    return pairs
+
+
+def _host_pairs(params: ConnectParams, *, with_hosts: bool = True) -> dict[str, str]:
+    pairs = {}
+    hosts = params.hosts
+    if with_hosts and any(host.host for host in hosts):
+        pairs["host"] = ",".join(host.host for host in hosts)
+    if any(host.hostaddr for host in hosts):
+        pairs["hostaddr"] = ",".join(host.hostaddr or "" for host in hosts)
+    ports = {host.port for host in hosts}
+    if with_hosts:
+        if len(ports) == 1:
+            pairs["port"] = str(hosts[0].port)
+        else:
+            pairs["port"] = ",".join(str(host.port) for host in hosts)
+    return pairs
+
+
+def _netloc(host: HostSpec) -> str:
+    if ":" in host.host:
+        name = "[" + quote(host.host.encode("utf-8", "surrogateescape"), safe=":") + "]"
+    else:
+        name = _quote(host.host)
+    return f"{name}:{host.port}"
+
+
+def _quote(value: str) -> str:
+    return quote(value.encode("utf-8", "surrogateescape"), safe="")

@@ -34,6 +34,8 @@ class ContextProvider(Protocol):
     the host name under verify-full and rejects a context that skips verification when the
     sslmode demands it.  Raise ``ConfigurationError`` or ``ClientCertificateError`` for a
     problem with the configuration; any other exception is reported with the provider's name.
+    Custom providers start from ``create_context(attempt.params)``, which applies libpq's
+    protocol settings, and do blocking work in a worker thread.
     """
 
     async def __call__(self, attempt: AttemptInfo) -> ssl.SSLContext: ...

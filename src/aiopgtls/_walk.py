@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import socket
 import ssl
 import time
 import warnings
@@ -15,10 +16,13 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSAttribute
 
+from ._certmode import check_certificate_mode, records_certificate_exchange
 from ._ladder import Action, Event, Ladder, Step, methods_for
 from ._negotiation import SSL_REQUEST, classify_ssl_reply
-from ._params import ConnectParams, SSLNegotiation
+from ._params import ConnectParams, SSLCertMode, SSLNegotiation
 from ._provider import AttemptInfo, ContextProvider, verifies_chain
 from ._result import Attempt, Method, Outcome, StartupResult
 from ._startup import StartupRequest
@@ -27,6 +31,7 @@ from ._tls import TLSFacts, sni_name, start_tls
 from ._trace import Tracer
 from .errors import (
     AiopgtlsError,
+    AuthenticationError,
     ConfigurationError,
     ConnectError,
     ConnectionClosedError,
@@ -193,6 +198,18 @@ class Walker:
 
     def _check_context(self, context: object) -> None:
         name = provider_name(self.provider)
+        if (
+            isinstance(context, ssl.SSLContext)
+            and self.params.sslcertmode is SSLCertMode.REQUIRE
+            and not records_certificate_exchange(context)
+        ):
+            raise ConfigurationError(
+                f"context provider {name} returned a context that does not record the "
+                "certificate exchange, which sslcertmode=require needs; build it with "
+                "aiopgtls.create_context() or call aiopgtls.record_certificate_exchange() on it",
+                parameter="sslcertmode",
+                value="require",
+            )
         if not isinstance(context, ssl.SSLContext):
             raise ConfigurationError(
                 f"context provider {name} returned {type(context).__name__}, not an "
@@ -230,6 +247,7 @@ class Walker:
             )
             return Event.TCP_FAILED
 
+        _apply_keepalives(run.stream, self.params)
         self.tracer.emit("tcp.connected", address=run.address, port=self.params.port)
         return Event.TCP_CONNECTED
 
@@ -291,6 +309,7 @@ class Walker:
         try:
             run.startup_result = await self.startup(run.stream, self._startup_request(run))
         except ServerRejectedError as exc:
+            _add_passfile_hint(exc, self.params)
             self.tracer.emit(
                 "startup.rejected",
                 sqlstate=exc.sqlstate,
@@ -320,6 +339,12 @@ class Walker:
             return Event.CONNECTION_LOST
 
         result = run.startup_result
+        try:
+            check_certificate_mode(self.params.sslcertmode, _ssl_object(run.stream))
+        except AuthenticationError as exc:
+            self.tracer.emit("startup.failed", error=exc.message, kind=type(exc).__name__)
+            self._fail_attempt(run, exc)
+            return Event.STARTUP_FAILED
         self.tracer.emit(
             "startup.complete",
             user=self.params.user,
@@ -337,6 +362,7 @@ class Walker:
             application_name=params.application_name,
             channel_binding=params.channel_binding,
             tls_peer_certificate=run.facts.peer_certificate_der if run.facts else None,
+            startup_parameters=params.startup_parameters,
         )
 
     # -- records -----------------------------------------------------------------------
@@ -395,6 +421,36 @@ class Walker:
             stream, run.stream = run.stream, None
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(stream)
+
+
+def _add_passfile_hint(error: ServerRejectedError, params: ConnectParams) -> None:
+    source = params.sources.get("password", "")
+    if error.sqlstate == "28P01" and source.startswith("password file"):
+        # libpq adds the same hint, so users know which file holds the rejected password.
+        error.message += f'\npassword retrieved from file "{params.passfile}"'
+
+
+def _apply_keepalives(stream: anyio.abc.ByteStream, params: ConnectParams) -> None:
+    """Set libpq's TCP keepalive and user-timeout options on the socket (Linux names)."""
+    sock: socket.socket | None = stream.extra(SocketAttribute.raw_socket, None)
+    if sock is None or sock.family == socket.AF_UNIX:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1 if params.keepalives else 0)
+    options = (
+        ("TCP_KEEPIDLE", params.keepalives_idle),
+        ("TCP_KEEPINTVL", params.keepalives_interval),
+        ("TCP_KEEPCNT", params.keepalives_count),
+        ("TCP_USER_TIMEOUT", params.tcp_user_timeout),
+    )
+    for name, value in options:
+        option = getattr(socket, name, None)
+        if value is not None and option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def _ssl_object(stream: anyio.abc.ByteStream) -> ssl.SSLObject | None:
+    ssl_object: ssl.SSLObject | None = stream.extra(TLSAttribute.ssl_object, None)
+    return ssl_object
 
 
 def provider_name(provider: object) -> str:
