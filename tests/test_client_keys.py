@@ -320,11 +320,13 @@ async def test_rotated_files_used_by_next_connection(
     new = key_server.pki.issue_client("ecdsa", CERT_USER)
     cert, key = write_key(tmp_path, old, key_format)
     settings = key_server.settings(sslcert=str(cert), sslkey=str(key), sslpassword=PASSWORD)
-    provider = LibpqFileProvider()
+    provider = LibpqFileProvider(revalidate_after=0.2)
 
     first = await connect_serial(settings, context_provider=provider)
     replace_file(cert, new.cert_pem(), 0o644)
     replace_file(key, new.encode(key_format))
+    # The provider checks its files again once revalidate_after seconds have passed.
+    await anyio.sleep(0.3)
     second = await connect_serial(settings, context_provider=provider)
 
     assert first == old.serial

@@ -1,9 +1,10 @@
 """Caching of built contexts, shared by every built-in context provider.
 
 A context is reused while the configuration that built it and every file it read stay the
-same.  A replaced or edited file changes the cache key, so the next attempt builds a new
-context and rotated certificates take effect without a restart.  Building runs in a worker
-thread, never on the event loop.
+same.  The files are checked again at most once per ``revalidate_after`` seconds.  A replaced
+or edited file changes the cache key, so the next attempt after that builds a new context and
+rotated certificates take effect without a restart.  Building runs in a worker thread, never
+on the event loop.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import secrets
 import ssl
 import threading
+import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -28,6 +30,10 @@ from ._provider import AttemptInfo
 __all__ = ("CachingProvider", "ContextCache", "file_state")
 
 DEFAULT_MAX_SIZE = 64
+# A context handed out less than this many seconds ago is reused without checking its files
+# again, which keeps a worker thread out of every connection.  So a replaced certificate
+# file takes effect after at most this delay.
+DEFAULT_REVALIDATE_SECONDS = 1.0
 
 
 def file_state(path: str | None) -> tuple[int, int, int] | None:
@@ -111,10 +117,20 @@ class CachingProvider:
     """
 
     def __init__(
-        self, *, password_callback: PasswordCallback | None = None, max_size: int = DEFAULT_MAX_SIZE
+        self,
+        *,
+        password_callback: PasswordCallback | None = None,
+        max_size: int = DEFAULT_MAX_SIZE,
+        revalidate_after: float = DEFAULT_REVALIDATE_SECONDS,
     ) -> None:
         self.password_callback = password_callback
+        self.revalidate_after = revalidate_after
         self._cache = ContextCache(max_size)
+        self._max_size = max_size
+        # Contexts handed out recently, by parameters, with the time their files were checked.
+        self._recent: collections.OrderedDict[ConnectParams, tuple[ssl.SSLContext, float]] = (
+            collections.OrderedDict()
+        )
         # Secrets in cache keys are HMACs under this per-process key, so a memory dump of
         # the cache cannot be used to test password guesses.
         self._digest_key = secrets.token_bytes(32)
@@ -123,7 +139,22 @@ class CachingProvider:
         if attempt.params.sslkeylogfile:
             key_log_warning(attempt.params.sslkeylogfile)
         material = await self._fetch(attempt)
-        return await anyio.to_thread.run_sync(self._context_for, attempt.params, material)
+        if material is not None:
+            return await anyio.to_thread.run_sync(self._context_for, attempt.params, material)
+
+        recent = self._recent.get(attempt.params)
+        now = time.monotonic()
+        if recent is not None and now - recent[1] < self.revalidate_after:
+            return recent[0]
+        context = await anyio.to_thread.run_sync(self._context_for, attempt.params, None)
+        self._remember(attempt.params, context, now)
+        return context
+
+    def _remember(self, params: ConnectParams, context: ssl.SSLContext, now: float) -> None:
+        self._recent[params] = (context, now)
+        self._recent.move_to_end(params)
+        while len(self._recent) > self._max_size:
+            self._recent.popitem(last=False)
 
     def get_context(self, params: ConnectParams) -> ssl.SSLContext:
         """Return the cached context for ``params``, building it first if needed.
@@ -136,6 +167,7 @@ class CachingProvider:
     def clear(self) -> None:
         """Forget every cached context."""
         self._cache.clear()
+        self._recent.clear()
 
     def _context_for(self, params: ConnectParams, material: Any) -> ssl.SSLContext:
         key = (type(self), self._common_key(params), self._cache_key(params, material))

@@ -21,7 +21,7 @@ from ._factory import provider_for
 from ._ladder import Action
 from ._params import ConnectParams, TargetSessionAttrs
 from ._provider import ContextProvider
-from ._resolve import resolve_params, resolve_params_async
+from ._resolve import resolve_params
 from ._result import Attempt, Connection, Outcome, Verification
 from ._session_attrs import check, query_state, state_from_parameters
 from ._startup import run_startup
@@ -59,7 +59,10 @@ async def connect(
     ConnectError subclass when every attempt failed.
     """
     if params is None:
-        params = await resolve_params_async(conninfo, settings)
+        # The service and password files are small local files, read on the event loop as
+        # libpq, psycopg and asyncpg do, because a worker thread would add about a millisecond
+        # to every connection.  Callers who want no file I/O here pass params= instead.
+        params = resolve_params(conninfo, settings)
     elif conninfo is not None or settings:
         raise ConfigurationError(
             "pass either params= or a conninfo string and keyword arguments, not both; "

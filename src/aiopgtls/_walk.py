@@ -27,6 +27,7 @@ from ._provider import AttemptInfo, ContextProvider, verifies_chain
 from ._result import Attempt, Method, Outcome, StartupResult
 from ._startup import StartupRequest
 from ._streams import PrefixedStream
+from ._tcp import open_tcp
 from ._tls import TLSFacts, sni_name, start_tls
 from ._trace import Tracer
 from .errors import (
@@ -234,7 +235,7 @@ class Walker:
             if self.params.is_unix_socket:
                 run.stream = await anyio.connect_unix(run.address)
             else:
-                run.stream = await anyio.connect_tcp(run.address, self.params.port)
+                run.stream = await open_tcp(run.address, self.params.port)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             self.tracer.emit("tcp.failed", address=run.address, error=reason)
