@@ -369,3 +369,36 @@ async def test_closed_port_is_a_tcp_error(pg_main: PgServer) -> None:
         await aiopgtls.connect(host="127.0.0.1", port=port, user="u", sslmode="prefer")
     assert caught.value.port == port
     assert f"port {port}" in str(caught.value)
+
+
+# --- sslcertmode through connect() -----------------------------------------------------------
+
+
+async def test_certmode_require_with_client_certificate(pg_main: PgServer) -> None:
+    certs = pg_main.certs
+    settings = base(
+        pg_main,
+        user=certs.client_user,
+        sslmode="require",
+        sslcertmode="require",
+        sslcert=str(certs.client.cert),
+        sslkey=str(certs.client.key),
+    )
+    connection = await aiopgtls.connect(**settings)
+    async with connection:
+        assert connection.encrypted
+
+
+async def test_certmode_require_server_never_asks(pg_other_ca: PgServer) -> None:
+    settings = base(pg_other_ca, user="postgres", sslmode="require", sslcertmode="require")
+    with pytest.raises(aiopgtls.AuthenticationError, match="did not request an SSL certificate"):
+        await aiopgtls.connect(**settings)
+    assert "server did not request an SSL certificate" in libpq_error(settings)
+
+
+async def test_certmode_require_without_certificate(pg_main: PgServer) -> None:
+    settings = base(pg_main, user="sslonly", sslmode="require", sslcertmode="require")
+    with pytest.raises(aiopgtls.AuthenticationError) as caught:
+        await aiopgtls.connect(**settings)
+    assert len(caught.value.attempts) == 1
+    assert "SSL certificate" in libpq_error(settings)
