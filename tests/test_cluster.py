@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from cryptography import x509
 
-from aiopgtls._certs import CertificateSet
+from aiopgtls._certs import CertificateSet, write_certificate_set
 from aiopgtls._cluster import (
     PG_BIN_ENV,
     ClusterError,
@@ -324,11 +324,13 @@ def test_channel_binding_cert_algorithms(
     assert stat.S_IMODE(pair.key.stat().st_mode) == 0o600
 
 
-def test_certificate_set_lists_files(cert_set: CertificateSet) -> None:
-    files = cert_set.files()
+def test_certificate_set_lists_files(tmp_path: Path) -> None:
+    certs = write_certificate_set(tmp_path / "certs")
 
-    assert sorted(files) == sorted(cert_set.directory.iterdir())
-    assert cert_set.server_ed25519.key in files
+    files = certs.files()
+
+    assert sorted(files) == sorted(certs.directory.iterdir())
+    assert certs.server_ed25519.key in files
 
 
 def test_chain_file_sends_intermediate(cert_set: CertificateSet) -> None:
@@ -355,6 +357,12 @@ def test_factory_close_removes_base(tmp_path: Path) -> None:
         assert factory.base_dir.parent == tmp_path
 
     assert not factory.base_dir.exists()
+
+
+def test_factory_tool_path(pg_cluster_factory: ClusterFactory) -> None:
+    assert pg_cluster_factory.tool_path("pg_ctl") == pg_cluster_factory.bin_dir / "pg_ctl"
+    with pytest.raises(ClusterError, match="no_such_tool not found"):
+        pg_cluster_factory.tool_path("no_such_tool")
 
 
 def test_bin_env_points_nowhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -303,3 +304,18 @@ def test_certs_command_reports_unwritable(
 
     assert status == _cli_certs.EXIT_FAILED
     assert str(blocker / "certs") in capsys.readouterr().err
+
+
+def test_certs_command_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aiopgtls", "certs", str(tmp_path / "certs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    written = sorted(Path(line).name for line in result.stdout.splitlines())
+    assert written == sorted(path.name for path in (tmp_path / "certs").iterdir())
+    assert "server-a.key" in written

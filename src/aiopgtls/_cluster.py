@@ -595,6 +595,21 @@ class ClusterFactory:
     def __repr__(self) -> str:
         return f"<ClusterFactory PostgreSQL {self.version} at {self.base_dir}>"
 
+    def tool_path(self, name: str) -> Path:
+        """Return the path of the server tool ``name`` (``pg_basebackup``, say) in ``bin_dir``.
+
+        :raises ClusterError: when the tool is missing, as in the npm builds of PostgreSQL 16
+            to 18 that scripts/install_postgres.py installs, which ship only initdb, pg_ctl
+            and postgres.
+        """
+        path = self.bin_dir / name
+        if not os.access(path, os.X_OK):
+            raise ClusterError(
+                f"{name} not found in {self.bin_dir} (PostgreSQL {self.version}); use an "
+                f"installation that includes it, e.g. the postgresql-{self.version} system package"
+            )
+        return path
+
     def create(
         self,
         name: str,
