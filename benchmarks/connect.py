@@ -42,8 +42,13 @@ def clients(port: int, ca: Path) -> dict[str, Client]:
 
     async def ours(user: str, sslmode: str, password: str | None = None) -> None:
         connection = await aiopgtls.connect(
-            host="127.0.0.1", port=port, dbname="postgres", user=user, sslmode=sslmode,
-            sslrootcert=str(ca), password=password,
+            host="127.0.0.1",
+            port=port,
+            dbname="postgres",
+            user=user,
+            sslmode=sslmode,
+            sslrootcert=str(ca),
+            password=password,
         )
         await connection.aclose()
 
@@ -55,8 +60,14 @@ def clients(port: int, ca: Path) -> dict[str, Client]:
 
     async def theirs_psycopg(user: str, sslmode: str, password: str | None = None) -> None:
         connection = await psycopg.AsyncConnection.connect(
-            host="127.0.0.1", port=port, dbname="postgres", user=user, sslmode=sslmode,
-            sslrootcert=str(ca), password=password, gssencmode="disable",
+            host="127.0.0.1",
+            port=port,
+            dbname="postgres",
+            user=user,
+            sslmode=sslmode,
+            sslrootcert=str(ca),
+            password=password,
+            gssencmode="disable",
         )
         await connection.close()
 
@@ -106,7 +117,9 @@ def main() -> int:
     with ClusterFactory() as factory, tempfile.TemporaryDirectory() as folder:
         certs = write_certificate_set(Path(folder) / "certs")
         cluster = factory.create(
-            "bench", HBA, tls=ServerTLS(certs.server_a.cert, certs.server_a.key),
+            "bench",
+            HBA,
+            tls=ServerTLS(certs.server_a.cert, certs.server_a.key),
             settings={"log_connections": "off", "max_connections": "50"},
         )
         cluster.start()
@@ -115,8 +128,10 @@ def main() -> int:
         cases = clients(cluster.port, certs.ca_a)
         timings = asyncio.run(measure(cases, args.iterations))
 
-    print(f"PostgreSQL {factory.version}, Python {sys.version.split()[0]}, "
-          f"{ssl.OPENSSL_VERSION}, {args.iterations} iterations per case")
+    print(
+        f"PostgreSQL {factory.version}, Python {sys.version.split()[0]}, "
+        f"{ssl.OPENSSL_VERSION}, {args.iterations} iterations per case"
+    )
     print(table(timings))
     return 0
 

@@ -18,7 +18,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from psycopg import pq
 
 import aiopgtls
-from aiopgtls._cluster import ClusterFactory, PostgresCluster
+from aiopgtls._cluster import ClusterError, ClusterFactory, PostgresCluster
 from aiopgtls._conninfo import make_conninfo
 
 from .conftest import PgServer
@@ -203,13 +203,17 @@ REPLICATION_HBA = (
 def replicated(pg_cluster_factory: ClusterFactory) -> Iterator[Replicated]:
     """A primary and a hot standby made from it with ``pg_basebackup -R``."""
     factory = pg_cluster_factory
+    try:
+        basebackup_tool = factory.tool_path("pg_basebackup")
+    except ClusterError as exc:
+        pytest.skip(f"no hot standby for PostgreSQL {factory.version}: {exc}")
     suffix = str(time.monotonic_ns())
     primary = factory.create(f"primary-{suffix}", REPLICATION_HBA)
     primary.start()
     standby = factory.create(f"standby-{suffix}", REPLICATION_HBA)
     shutil.rmtree(standby.data_dir)
     basebackup = [
-        str(factory.bin_dir / "pg_basebackup"),
+        str(basebackup_tool),
         "-h",
         "127.0.0.1",
         "-p",

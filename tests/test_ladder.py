@@ -237,7 +237,8 @@ def test_sslrequest_bytes() -> None:
         (b"N", Event.REPLY_N, "server does not support SSL"),
         (b"E\x00\x00\x00\x10SFATAL", Event.REPLY_E, "error response during SSL exchange"),
         (b"Sxyz", Event.REPLY_INVALID, "unencrypted data after SSL response"),
-        (b"X", Event.REPLY_INVALID, "invalid response to SSL negotiation: b'X'"),
+        (b"X", Event.REPLY_INVALID, "invalid response to SSL negotiation: X"),
+        (b"\x00", Event.REPLY_INVALID, "invalid response to SSL negotiation: byte 0x00"),
         (b"", Event.CONNECTION_LOST, "closed the connection"),
     ],
 )

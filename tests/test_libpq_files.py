@@ -366,12 +366,12 @@ def test_missing_crl_silently_ignored(pki: PKI, caplog: pytest.LogCaptureFixture
 
 
 @pytest.mark.usefixtures("dot_postgresql")
-def test_configured_unreadable_crl_ignored_with_warning(
+def test_configured_unreadable_crl_ignored_with_debug_record(
     pki: PKI, caplog: pytest.LogCaptureFixture
 ) -> None:
     garbage = pki.write("garbage.crl", b"garbage\n", 0o644)
 
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.DEBUG, logger="aiopgtls"):
         context = build_libpq_context(
             make_params(sslrootcert=str(pki.ca_file), sslcrl=str(garbage))
         )

@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader of our output went away (for example "| head"); nothing is left to do.
+        sys.stderr.close()
+        return EXIT_OK
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "probe":
         return _probe(args.conninfo, as_json=args.json, backend=args.backend)
@@ -69,15 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _probe(conninfo: str, *, as_json: bool, backend: str) -> int:
     try:
         params = resolve_params(conninfo, {})
-    except ConfigurationError as exc:
-        print(f"aiopgtls: invalid connection settings: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-    report = ProbeReport(params)
-    try:
+        report = ProbeReport(params)
         anyio.run(_connect_for_report, conninfo, report, backend=backend)
     except ConfigurationError as exc:
         print(f"aiopgtls: invalid connection settings: {exc}", file=sys.stderr)
+        if as_json:
+            print(json.dumps(_invalid_json(exc), indent=2))
         return EXIT_USAGE
 
     if as_json:
@@ -87,15 +93,34 @@ def _probe(conninfo: str, *, as_json: bool, backend: str) -> int:
     return EXIT_OK if report.connection is not None else EXIT_CONNECT_FAILED
 
 
+def _invalid_json(exc: ConfigurationError) -> dict[str, object]:
+    return {
+        "ok": False,
+        "encrypted": False,
+        "tls_version": None,
+        "verified": "none",
+        "attempts": [],
+        "error": str(exc),
+        "error_type": type(exc).__name__,
+        "parameter": exc.parameter,
+    }
+
+
 async def _connect_for_report(conninfo: str, report: ProbeReport) -> None:
-    with warnings.catch_warnings():
-        # The walk already reports an insecure fallback; a second copy on stderr is noise.
-        warnings.simplefilter("ignore", SecurityWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        # The report shows security warnings itself instead of printing them to stderr.
+        warnings.simplefilter("always", SecurityWarning)
         try:
             connection = await connect(conninfo, trace=report.record)
         except ConnectError as exc:
             report.error = exc
             return
+        finally:
+            report.warnings.extend(
+                f"{item.category.__name__}: {item.message}"
+                for item in caught
+                if issubclass(item.category, SecurityWarning)
+            )
     report.connection = connection
     await connection.aclose()
 

@@ -50,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
             params = resolve_params(args.conninfo, {})
     except ConfigurationError as exc:
         print(f"aiopgtls: invalid connection settings: {exc}", file=sys.stderr)
+        if args.json:
+            error = {"ok": False, "error": str(exc), "parameter": exc.parameter}
+            print(json.dumps(error, indent=2))
         return EXIT_USAGE
 
     for warning in caught:

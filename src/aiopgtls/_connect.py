@@ -135,7 +135,12 @@ class _Session:
         walker = Walker(params, self.provider, self.startup, self.tracer, self.attempts)
         for address in addresses:
             run = AddressRun(address)
-            step = await walker.walk(run)
+            try:
+                step = await walker.walk(run)
+            except ConfigurationError as exc:
+                exc.attempts = tuple(self.attempts)
+                self.tracer.emit("connect.failed", error=str(exc), kind=type(exc).__name__)
+                raise
             if step.action is Action.FINISH:
                 connection = await self._accept(params, run, wanted)
                 return connection, False
@@ -192,8 +197,8 @@ class _Session:
         except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
             await connection.aclose()
             error = TargetSessionAttrsError(
-                f"could not check target_session_attrs={wanted}: {exc!r}; moving on to the "
-                "next host"
+                f"could not check target_session_attrs={wanted}: {exc!r}; the next host in the "
+                "list is tried, if there is one"
             )
             self._reject_session(run, error, params)
             return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from ._ladder import Event
-from .errors import NegotiationError
+from .errors import ConnectError, ConnectionClosedError, NegotiationError
 
 # Length 8, then the request code 1234.5679 (NEGOTIATE_SSL_CODE in pqcomm.h).
 SSL_REQUEST_CODE = (1234 << 16) | 5679
@@ -14,7 +14,7 @@ SSL_REQUEST = struct.pack("!ii", 8, SSL_REQUEST_CODE)
 ALPN_PROTOCOL = "postgresql"
 
 
-def classify_ssl_reply(data: bytes) -> tuple[Event, bytes, NegotiationError | None]:
+def classify_ssl_reply(data: bytes) -> tuple[Event, bytes, ConnectError | None]:
     """Interpret the first bytes the server sent after an SSLRequest.
 
     Returns the ladder event, the bytes that followed the reply byte (kept for the plaintext
@@ -25,7 +25,7 @@ def classify_ssl_reply(data: bytes) -> tuple[Event, bytes, NegotiationError | No
         return (
             Event.CONNECTION_LOST,
             b"",
-            NegotiationError(
+            ConnectionClosedError(
                 "server closed the connection while answering the SSLRequest; check the server log"
             ),
         )
@@ -68,11 +68,12 @@ def classify_ssl_reply(data: bytes) -> tuple[Event, bytes, NegotiationError | No
             ),
         )
 
+    shown = reply.decode("ascii") if 0x21 <= reply[0] <= 0x7E else f"byte 0x{reply[0]:02x}"
     return (
         Event.REPLY_INVALID,
         b"",
         NegotiationError(
-            f"received invalid response to SSL negotiation: {reply!r} (expected 'S' or 'N'); "
+            f"received invalid response to SSL negotiation: {shown} (expected S or N); "
             "the port may not belong to a PostgreSQL server"
         ),
     )

@@ -25,6 +25,7 @@ class ProbeReport:
     connection: Connection | None = None
     error: ConnectError | None = None
     events: list[tuple[str, Mapping[str, Any]]] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def attempts(self) -> Sequence[Attempt]:
@@ -61,6 +62,7 @@ def render_text(report: ProbeReport) -> str:
             lines.append(f"  fallback to {info['to_method']}: {reason}")
         elif name == "timeout":
             lines.append(f"    timed out after {info['seconds']:g} s")
+    lines.extend(f"Warning: {warning}" for warning in report.warnings)
     lines.append(_outcome_line(report))
     return "\n".join(lines)
 
@@ -109,6 +111,7 @@ def render_json(report: ProbeReport) -> dict[str, Any]:
         "attempts": [_attempt_json(attempt) for attempt in report.attempts],
         "error": error.message if error else None,
         "error_type": type(error).__name__ if error else None,
+        "warnings": list(report.warnings),
     }
 
 
@@ -119,7 +122,7 @@ def _attempt_json(attempt: Attempt) -> dict[str, Any]:
         "port": attempt.port,
         "method": str(attempt.method),
         "outcome": str(attempt.outcome) if attempt.outcome else None,
-        "error": attempt.error.message if attempt.error else None,
+        "error": attempt.error_text,
         "error_type": type(attempt.error).__name__ if attempt.error else None,
         "duration_ms": round(attempt.duration * 1000, 3),
     }

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from ._params import ConnectParams
-    from .errors import ConnectError
+    from .errors import AiopgtlsError
 
 
 _TERMINATE = b"X\x00\x00\x00\x04"
@@ -71,14 +71,22 @@ class Attempt:
     port: int
     method: Method
     outcome: Outcome | None = None
-    error: ConnectError | None = None
+    error: AiopgtlsError | None = None
     duration: float = 0.0
+
+    @property
+    def error_text(self) -> str | None:
+        """The error's message without the attempt context, or None."""
+        if self.error is None:
+            return None
+        message = getattr(self.error, "message", None)
+        return message if isinstance(message, str) else str(self.error)
 
     def describe(self) -> str:
         """Return one line: which attempt, how it was made and how it ended."""
         text = f"attempt {self.number} ({self.method}) to {self.address} port {self.port}: "
         if self.error is not None:
-            return text + f"{type(self.error).__name__}: {self.error.message}"
+            return text + f"{type(self.error).__name__}: {self.error_text}"
         return text + str(self.outcome or "in progress")
 
 

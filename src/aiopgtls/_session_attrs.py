@@ -52,7 +52,8 @@ def check(wanted: TargetSessionAttrs, state: bool) -> None:
     reason = _MISMATCH.get((wanted, state))
     if reason is not None:
         raise TargetSessionAttrsError(
-            f"{reason}, but target_session_attrs={wanted}; moving on to the next host"
+            f"{reason}, but target_session_attrs={wanted}; the next host in the list is tried, "
+            "if there is one"
         )
 
 
@@ -77,7 +78,9 @@ async def _query_scalar(stream: anyio.abc.ByteStream, sql: str) -> str | None:
         if kind == b"D" and value is None:
             value = _first_column(body)
         elif kind == b"E":
-            raise TargetSessionAttrsError(f'"{sql}" failed; moving on to the next host')
+            raise TargetSessionAttrsError(
+                f'"{sql}" failed; the next host in the list is tried, if there is one'
+            )
         elif kind == b"Z":
             return value
 

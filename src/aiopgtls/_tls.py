@@ -74,9 +74,15 @@ async def start_tls(
     except ssl.SSLError as exc:
         raise TLSHandshakeError(_ssl_error_text(exc, params)) from exc
     except (anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
+        hint = "check the server log and its ssl settings"
+        if direct:
+            hint = (
+                "direct TLS needs PostgreSQL 17 or newer with ssl=on; for an older server use "
+                "sslnegotiation=postgres"
+            )
         raise TLSHandshakeError(
             "server closed the connection during the TLS handshake (SSL SYSCALL error: EOF "
-            "detected); check the server log and its ssl settings"
+            f"detected); {hint}"
         ) from exc
 
     try:
@@ -129,19 +135,51 @@ def _collect_facts(
     )
 
 
+# OpenSSL verification codes whose fix is about the CRL rather than the root file.
+_CRL_HINTS = {
+    3: "no CRL was found for one CA of the chain; with sslcrl or sslcrldir every CA level "
+    "needs a CRL, so add the missing one",
+    8: "the CRL's signature is invalid; get the CRL from the CA that issued the certificate",
+    11: "the CRL is not valid yet; check the clocks, or get a current CRL",
+    12: "the CRL has expired; get a current CRL from the CA",
+    23: "the server certificate has been revoked; the server needs a new certificate",
+}
+_DATE_HINTS = {
+    9: "the server certificate is not valid yet; check the clocks of both machines",
+    10: "the server certificate has expired; the server needs a new certificate",
+}
+
+
 def _verify_error(exc: ssl.SSLCertVerificationError, params: ConnectParams) -> TLSHandshakeError:
     reason = exc.verify_message or exc.reason or "certificate verify failed"
+    code = exc.verify_code
+    hint = _CRL_HINTS.get(code) or _DATE_HINTS.get(code)
+    if hint is None:
+        hint = _trust_hint(params)
+    return CertificateVerifyError(f"server certificate verification failed: {reason}; {hint}")
+
+
+def _trust_hint(params: ConnectParams) -> str:
+    if params.sslrootcert == "system":
+        return (
+            "the system's trusted roots (SSL_CERT_FILE, SSL_CERT_DIR or the operating system "
+            "store) must contain the CA that issued the server certificate"
+        )
     root = params.sslrootcert or "~/.postgresql/root.crt"
-    return CertificateVerifyError(
-        f"server certificate verification failed: {reason}; the root certificate file "
-        f'"{root}" must contain the CA that issued the server certificate (and any '
-        "intermediate CA the server does not send)"
+    return (
+        f'the root certificate file "{root}" must contain the CA that issued the server '
+        "certificate (and any intermediate CA the server does not send)"
     )
 
 
 def _ssl_error_text(exc: ssl.SSLError, params: ConnectParams) -> str:
     reason = exc.reason or str(exc)
     text = f"SSL error: {reason}"
+    if "NO_APPLICATION_PROTOCOL" in reason.upper():
+        return text + (
+            '; the server accepts no ALPN protocol this client offers ("postgresql"); a TLS '
+            "proxy in front of PostgreSQL may need ALPN postgresql allowed"
+        )
     if "VERSION" in reason.upper():
         low = params.ssl_min_protocol_version or "any"
         high = params.ssl_max_protocol_version or "any"

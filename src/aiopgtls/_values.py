@@ -36,7 +36,9 @@ class Setting(NamedTuple):
 
 _DECIMAL = re.compile(r"[+-]?[0-9]+")
 _DOTTED_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
-_FACTORY = re.compile(rf"{_DOTTED_NAME}:{_DOTTED_NAME}")
+# package.module:attribute, or the dotted form package.module.attribute (pgjdbc's class names
+# are dotted too, and load_provider() names the aiopgtls replacement for them).
+_FACTORY = re.compile(rf"{_DOTTED_NAME}(?::{_DOTTED_NAME})?")
 
 
 def describe_source(source: str) -> str:
@@ -142,7 +144,11 @@ def parse_protocol_version(keyword: str, value: str, source: str) -> tuple[int, 
 
 
 def check_factory(keyword: str, value: str, source: str) -> None:
-    """Reject an sslfactory that is not of the form ``package.module:attribute``."""
-    if _FACTORY.fullmatch(value) is None:
-        accepted = "the form package.module:attribute, such as mypkg.tls:provider"
+    """Reject an sslfactory that is not a dotted name, optionally with ``:attribute``."""
+    module, _, attribute = value.partition(":")
+    if _FACTORY.fullmatch(value) is None or (not attribute and "." not in module):
+        accepted = (
+            "the form package.module:attribute (or package.module.attribute), such as "
+            "mypkg.tls:provider"
+        )
         raise invalid_value(keyword, value, accepted, source)

@@ -177,10 +177,17 @@ class Walker:
         )
         try:
             context = await self.provider(info)
+            self._check_context(context)
         except ConnectError as exc:
             self.tracer.emit("context.failed", attempt=attempt.number, error=exc.message)
             self._fail_attempt(run, exc)
             return Event.CONTEXT_FAILED
+        except ConfigurationError as exc:
+            # A configuration mistake ends the whole connect(), but the record keeps it.
+            self.tracer.emit("context.failed", attempt=attempt.number, error=str(exc))
+            attempt.error = exc
+            self._end_attempt(run, Outcome.FAILED)
+            raise
         except AiopgtlsError:
             raise
         except Exception as exc:
@@ -190,7 +197,6 @@ class Walker:
             self._fail_attempt(run, error)
             return Event.CONTEXT_FAILED
 
-        self._check_context(context)
         run.context = context
         self.tracer.emit(
             "context.ready", attempt=attempt.number, verifies_chain=verifies_chain(context)
@@ -408,12 +414,13 @@ class Walker:
             return
         attempt.outcome = outcome
         if outcome is Outcome.FAILED:
-            attempt.error = run.error
+            if run.error is not None:
+                attempt.error = run.error
             self.tracer.emit(
                 "attempt.failed",
                 number=attempt.number,
                 method=str(attempt.method),
-                error=run.error.message if run.error else None,
+                error=attempt.error_text,
             )
         attempt.duration = time.monotonic() - run.attempt_started
 

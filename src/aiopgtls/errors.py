@@ -49,8 +49,12 @@ class ConfigurationError(AiopgtlsError, ValueError):
 
     def __init__(self, message: str, *, parameter: str | None = None, value: str | None = None):
         super().__init__(message)
+        self.message = message
         self.parameter = parameter
         self.value = value
+        # Filled in when the mistake surfaced while preparing a TLS attempt, after earlier
+        # attempts (allow's plaintext try, another host) had already run.
+        self.attempts: Sequence[Attempt] = ()
 
 
 class ConnectError(AiopgtlsError):
@@ -80,11 +84,12 @@ class ConnectError(AiopgtlsError):
         if self.host is None:
             return self.message
         where = f'connection to server at "{self.host}", port {self.port} failed'
-        earlier = [a for a in self.attempts if a is not self.attempt and a.error is not None]
-        lines = [f"{where} (sslmode={self.sslmode}): {self.message}"]
-        if earlier:
-            lines.append("earlier attempts:")
-            lines.extend(f"  {a.describe()}" for a in earlier)
+        failed = [a for a in self.attempts if a.error is not None]
+        if len(failed) <= 1:
+            return f"{where} (sslmode={self.sslmode}): {self.message}"
+        # Every failed attempt, in the order they ran, as libpq lists them.
+        lines = [f"{where} (sslmode={self.sslmode}) after {len(failed)} failed attempts:"]
+        lines.extend(f"  {a.describe()}" for a in failed)
         return "\n".join(lines)
 
 
