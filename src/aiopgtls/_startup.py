@@ -358,7 +358,8 @@ def _accept_negotiation(message: NegotiateProtocolVersion) -> None:
             f"{message.newest_minor_version}, newer than the 3.0 the client requested; the "
             "server does not follow the PostgreSQL protocol"
         )
-    # TODO: StartupResult has no field for this yet; until it does, the record is a log line.
+    # The client sends no "_pq_." options, so nothing depends on the list; a DEBUG record
+    # keeps it visible.
     logger.debug(
         "server supports protocol 3.%d and ignored the startup options %s",
         message.newest_minor_version,
