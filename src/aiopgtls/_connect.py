@@ -45,7 +45,7 @@ async def connect(
     """Connect to a PostgreSQL server the way libpq 18 does and return the connection.
 
     ``conninfo`` is a ``key=value`` string or a ``postgresql://`` URI, and keyword arguments
-    override its values; the environment, service file and password file fill in the rest
+    override its values. The environment, service file and password file fill in the rest
     as in libpq.  ``params`` passes parameters resolved earlier with ``resolve_params()``
     instead.  ``context_provider`` supplies the ``ssl.SSLContext`` of each TLS attempt (by
     default the one ``sslfactory`` names, or libpq's files under ``~/.postgresql``).

@@ -434,7 +434,7 @@ class Walker:
 def _add_passfile_hint(error: ServerRejectedError, params: ConnectParams) -> None:
     source = params.sources.get("password", "")
     if error.sqlstate == "28P01" and source.startswith("password file"):
-        # libpq adds the same hint, so users know which file holds the rejected password.
+        # libpq adds the same hint, so users know which file contains the rejected password.
         error.message += f'\npassword retrieved from file "{params.passfile}"'
 
 
