@@ -204,3 +204,21 @@ async def test_trace_sequence_for_refused_tls(tmp_path: Any) -> None:
         "startup.complete",
         "connect.complete",
     ]
+
+
+async def test_bytes_after_ready_reach_the_stream() -> None:
+    """A server that pushes data right after ReadyForQuery is scripted: real ones wait."""
+
+    async def eager(stream: anyio.abc.SocketStream, reader: BufferedByteReceiveStream) -> None:
+        await read_startup(reader)
+        await stream.send(ready_session() + message(b"N", b"SNOTICE\x00Mearly\x00\x00"))
+        await anyio.sleep(0.2)
+
+    async with serve(eager) as server:
+        connection = await aiopgtls.connect(
+            host="127.0.0.1", port=server.port, sslmode="disable", user="u", dbname="d"
+        )
+        async with connection:
+            first = await connection.stream.receive()
+    assert first.startswith(b"N")
+    assert b"early" in first

@@ -676,12 +676,12 @@ async def test_scripted_broken_stream() -> None:
 
 
 @pytest.mark.anyio
-async def test_scripted_no_read_past_ready() -> None:
+async def test_scripted_bytes_past_ready_kept() -> None:
     stream = ScriptedStream(auth(0) + SESSION + b"after-ready")
 
-    await run_startup(stream, PLAIN_REQUEST)
+    result = await run_startup(stream, PLAIN_REQUEST)
 
-    assert bytes(stream.unread) == b"after-ready"
+    assert result.unread + bytes(stream.unread) == b"after-ready"
 
 
 @pytest.mark.anyio

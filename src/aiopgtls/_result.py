@@ -110,6 +110,8 @@ class StartupResult:
     authentication: str | None = None
     # Why SCRAM ran without channel binding over TLS, when it did.
     channel_binding_skipped: str | None = None
+    # Bytes the startup read past ReadyForQuery; the connection's stream returns them first.
+    unread: bytes = dataclasses.field(default=b"", repr=False)
 
 
 @dataclasses.dataclass

@@ -133,7 +133,10 @@ async def run_startup(stream: anyio.abc.ByteStream, request: StartupRequest) -> 
     await _authenticate(channel, auth, notices)
     result = await _receive_session_state(channel, notices)
     return dataclasses.replace(
-        result, authentication=auth.method, channel_binding_skipped=auth.binding_skipped
+        result,
+        authentication=auth.method,
+        channel_binding_skipped=auth.binding_skipped,
+        unread=channel.unread,
     )
 
 
@@ -405,12 +408,18 @@ def _unexpected(message: BackendMessage, phase: str) -> ProtocolViolationError:
 
 
 class _MessageChannel:
-    """Sends frontend messages and receives backend messages without reading ahead."""
+    """Sends frontend messages and receives backend messages.
+
+    It reads whole chunks from the stream, because one receive() per message costs a
+    TLS-layer round of Python calls each.  Bytes read past the last message returned are
+    kept in ``unread`` so that the caller can hand them on.
+    """
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self._stream = stream
         self._decoder = BackendDecoder()
         self._pending: list[BackendMessage] = []
+        self.unread = b""
 
     async def send(self, data: bytes) -> None:
         try:
@@ -419,13 +428,16 @@ class _MessageChannel:
             raise _closed("while sending the startup messages") from exc
 
     async def receive(self, expected: str) -> BackendMessage:
-        """Return the next message, reading only as many bytes as it still needs."""
+        """Return the next message; the decoder gets exactly the bytes each message needs."""
         while not self._pending:
-            try:
-                data = await self._stream.receive(self._decoder.bytes_needed)
-            except _STREAM_ERRORS as exc:
-                raise _closed(f"while waiting for {expected}") from exc
-            self._pending.extend(self._decoder.feed(data))
+            if not self.unread:
+                try:
+                    self.unread = await self._stream.receive()
+                except _STREAM_ERRORS as exc:
+                    raise _closed(f"while waiting for {expected}") from exc
+            needed = self._decoder.bytes_needed
+            chunk, self.unread = self.unread[:needed], self.unread[needed:]
+            self._pending.extend(self._decoder.feed(chunk))
         return self._pending.pop(0)
 
 

@@ -346,6 +346,8 @@ class Walker:
             return Event.CONNECTION_LOST
 
         result = run.startup_result
+        if result.unread:
+            run.stream = PrefixedStream(run.stream, result.unread)
         try:
             check_certificate_mode(self.params.sslcertmode, _ssl_object(run.stream))
         except AuthenticationError as exc:
