@@ -57,6 +57,22 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return backend
 
 
+@pytest.fixture
+def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point HOME at an empty folder and drop the PG* and SSL_CERT_* variables.
+
+    Both libpq and aiopgtls read ``~/.postgresql``, ``~/.pgpass`` and those variables, so a
+    test that compares them, or expects no default file, must not see the machine's own.
+    """
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in list(os.environ):
+        if name.startswith("PG") or name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+            monkeypatch.delenv(name)
+    return home
+
+
 # --- which servers: PostgreSQL versions and the TLS version pin --------------------------------
 
 

@@ -13,7 +13,6 @@ without binding and records why; under ``require`` it fails naming the algorithm
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,16 +32,6 @@ VERSION = 18
 SETUP_ROOTS = {"cb_rsa": "ca_rsa", "cb_p384": "ca_p384", "cb_ed25519": "ca_ed25519"}
 BINDABLE_SETUPS = ("cb_rsa", "cb_p384")
 CHANNEL_BINDINGS = ("disable", "prefer", "require")
-
-
-@pytest.fixture
-def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point HOME at an empty folder and drop PG* variables, for both clients."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in list(os.environ):
-        if name.startswith("PG"):
-            monkeypatch.delenv(name)
-    return tmp_path
 
 
 def settings_for(server: PgServer, channel_binding: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from .clientkeys import (
 )
 from .pgquery import query_one_row
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("empty_home")]
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +48,6 @@ def key_server(
 ) -> Iterator[KeyServer]:
     with running_key_server(pg_cluster_factory, tmp_path_factory.mktemp("client-keys")) as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point HOME at an empty folder so no ~/.postgresql file of the machine leaks in."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in list(os.environ):
-        if name.startswith("PG") or name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
-            monkeypatch.delenv(name)
-    return home
 
 
 async def client_serial(connection: aiopgtls.Connection) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,19 +20,7 @@ from .conftest import PgServer
 from .fakeserver import serve
 from .pgquery import query_one_row, server_sees_ssl
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(autouse=True)
-def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point HOME at an empty folder so no ~/.postgresql file of the machine leaks in."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in list(os.environ):
-        if name.startswith("PG"):
-            monkeypatch.delenv(name)
-    return home
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("empty_home")]
 
 
 def base(server: PgServer, user: str = "app", **extra: str) -> dict[str, Any]:

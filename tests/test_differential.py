@@ -8,7 +8,6 @@ server's own view (pg_stat_ssl) must agree as well.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,16 +39,6 @@ SETUP_USERS = (
     ("other_host", "postgres"),
     ("chain", "postgres"),
 )
-
-
-@pytest.fixture
-def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point HOME at an empty folder and drop PG* variables, for both clients."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in list(os.environ):
-        if name.startswith("PG"):
-            monkeypatch.delenv(name)
-    return tmp_path
 
 
 def root_files(server: PgServer) -> dict[str, Path]:

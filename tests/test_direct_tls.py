@@ -17,7 +17,6 @@ records the protocol selected in every handshake, which shows that the client of
 from __future__ import annotations
 
 import dataclasses
-import os
 import ssl
 import struct
 import warnings
@@ -52,16 +51,6 @@ TLS_HANDSHAKE_RECORD = 0x16
 NO_APPLICATION_PROTOCOL_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 120])
 
 TraceLog = list[tuple[str, dict[str, Any]]]
-
-
-@pytest.fixture
-def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point HOME at an empty folder and drop PG* variables, for both clients."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in list(os.environ):
-        if name.startswith("PG"):
-            monkeypatch.delenv(name)
-    return tmp_path
 
 
 def settings_for(server: PgServer, **extra: str) -> dict[str, Any]:

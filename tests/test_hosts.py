@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -24,18 +22,7 @@ from aiopgtls._conninfo import make_conninfo
 from .conftest import PgServer
 from .fakeserver import message, read_startup, serve
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(autouse=True)
-def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in list(os.environ):
-        if name.startswith("PG"):
-            monkeypatch.delenv(name)
-    return home
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("empty_home")]
 
 
 def libpq_connect(settings: dict[str, Any]) -> tuple[bool, int | None, str]:

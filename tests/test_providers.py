@@ -49,7 +49,7 @@ from .clientkeys import PASSWORD, ClientPKI, KeyServer, running_key_server
 from .conftest import PgServer
 from .pgquery import query_one_row, server_sees_ssl
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("empty_home")]
 
 SSL_REQUEST = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
 
@@ -60,18 +60,6 @@ def key_server(
 ) -> Iterator[KeyServer]:
     with running_key_server(pg_cluster_factory, tmp_path_factory.mktemp("providers")) as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point HOME at an empty folder so no ~/.postgresql file of the machine leaks in."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in list(os.environ):
-        if name.startswith("PG") or name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
-            monkeypatch.delenv(name)
-    return home
 
 
 def attempt_for(params: ConnectParams) -> AttemptInfo:
