@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import pq
 
 from aiopgtls._conninfo import LIBPQ_KEYWORDS, SECRET_KEYWORDS
@@ -100,3 +101,13 @@ def assert_same_resolution(conninfo: str, environ: Mapping[str, str]) -> None:
     ours = {key: value for key, value in params.settings.items() if key in LIBPQ_KEYWORDS}
     assert ours == dict(expected.settings)
     assert params.hosts[-1].password == expected.password
+
+
+def libpq_outcome(settings: Mapping[str, object]) -> tuple[bool, bool]:
+    """Connect with psycopg (libpq 18) and return (connected, encrypted)."""
+    try:
+        connection = psycopg.connect(**settings)  # type: ignore[arg-type]
+    except psycopg.OperationalError:
+        return False, False
+    with connection:
+        return True, bool(connection.pgconn.ssl_in_use)

@@ -1,4 +1,4 @@
-"""A minimal simple-query client for tests: asks the server what it sees of a connection."""
+"""A minimal simple-query client for tests, to read the server's view of a connection."""
 
 from __future__ import annotations
 

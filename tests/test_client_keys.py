@@ -130,7 +130,7 @@ async def test_plain_key_ignores_password(key_server: KeyServer, tmp_path: Path)
     assert serial == credential.serial
 
 
-# --- wrong and missing passwords (C05, C06) -------------------------------------------------
+# --- wrong and missing passwords -------------------------------------------------------------
 
 
 ENCRYPTED_CASES = [case for case in CASES if encrypted(case[1])]
@@ -251,7 +251,7 @@ async def test_libpq_formats_connect_here(
     assert "der-pkcs8-encrypted" not in read_by_libpq
 
 
-# --- key file permissions (C07) --------------------------------------------------------------
+# --- key file permissions --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("key_format", ["pem-pkcs8", "der-pkcs8", "pkcs12"])

@@ -40,7 +40,7 @@ def libpq_error(settings: Mapping[str, str]) -> str:
     return str(caught.value)
 
 
-# --- C01: require verifies the chain when a root file exists ---------------------------------
+# --- require verifies the chain when a root file exists ---------------------------------
 
 
 async def test_require_with_wrong_root_file_fails(pg_main: PgServer) -> None:
@@ -92,10 +92,10 @@ async def test_verify_ca_without_root_file_fails_before_connecting(pg_main: PgSe
     message = str(caught.value)
     assert "root.crt" in message
     assert "does not exist" in message
-    assert "sslmode" in message  # the hint says how to fix it
+    assert "sslmode" in message  # the hint names the fix
 
 
-# --- C03: verify-ca never checks the name; verify-full does, with or without SNI -------------
+# --- verify-ca never checks the name; verify-full does, with or without SNI -------------
 
 
 def other_name(server: PgServer, sslmode: str, **extra: str) -> dict[str, Any]:
@@ -153,7 +153,7 @@ async def test_verify_full_through_intermediate(pg_chain: PgServer) -> None:
         assert connection.verified is aiopgtls.Verification.CHAIN_AND_NAME
 
 
-# --- C08: prefer falls back when the TLS session is rejected ----------------------------------
+# --- prefer falls back when the TLS session is rejected ----------------------------------
 
 
 async def test_prefer_falls_back_for_hostnossl_user(pg_main: PgServer) -> None:
@@ -179,7 +179,7 @@ async def test_error_after_authentication_is_final(pg_main: PgServer) -> None:
     assert len(error.attempts) == 1
 
 
-# --- C09: allow retries with TLS; every failure is kept ------------------------------------
+# --- allow retries with TLS; every failure is kept ------------------------------------
 
 
 async def test_allow_retries_with_tls_for_hostssl_user(pg_main: PgServer) -> None:
@@ -327,7 +327,7 @@ async def test_secrets_stay_out_of_logs(
 
 
 async def test_connect_timeout_on_silent_server() -> None:
-    """A server that accepts TCP and never answers is scripted: real servers always reply."""
+    """A server that accepts TCP and never replies is scripted, because real servers reply."""
 
     async def silent(stream: anyio.abc.SocketStream, reader: BufferedByteReceiveStream) -> None:
         await anyio.sleep(10)

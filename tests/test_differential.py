@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import psycopg
 import pytest
 
 import aiopgtls
 
 from .conftest import PgServer, ServerFactory
+from .libpq_oracle import libpq_outcome
 from .pgquery import server_sees_ssl
 
 pytestmark = pytest.mark.anyio
@@ -67,15 +67,6 @@ def settings_for(
         settings["sslcert"] = str(server.certs.client.cert)
         settings["sslkey"] = str(server.certs.client.key)
     return settings
-
-
-def libpq_outcome(settings: dict[str, str]) -> tuple[bool, bool]:
-    try:
-        connection = psycopg.connect(**settings)  # type: ignore[arg-type]
-    except psycopg.OperationalError:
-        return False, False
-    with connection:
-        return True, bool(connection.pgconn.ssl_in_use)
 
 
 async def our_outcome(settings: dict[str, Any]) -> tuple[bool, bool]:

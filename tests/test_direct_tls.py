@@ -37,6 +37,7 @@ from aiopgtls._streams import PrefixedStream
 
 from .conftest import PgServer, ServerFactory
 from .fakeserver import Handler, message, read_startup, ready_session, serve
+from .libpq_oracle import libpq_outcome
 from .pgquery import server_sees_ssl
 
 pytestmark = pytest.mark.anyio
@@ -220,15 +221,6 @@ def test_direct_weak_sslmode_rejected_by_libpq(empty_home: Path) -> None:
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 ROOTS = ("absent", "right", "wrong")
 HOSTS = ("localhost", "127.0.0.1")
-
-
-def libpq_outcome(settings: dict[str, Any]) -> tuple[bool, bool]:
-    try:
-        connection = psycopg.connect(**settings)
-    except psycopg.OperationalError:
-        return False, False
-    with connection:
-        return True, bool(connection.pgconn.ssl_in_use)
 
 
 async def our_outcome(settings: dict[str, Any]) -> tuple[bool, bool]:

@@ -65,7 +65,7 @@ async def silent(stream: anyio.abc.SocketStream, reader: BufferedByteReceiveStre
 
 @pytest.mark.parametrize("sslmode", ["prefer", "require", "allow"])
 async def test_silent_server_times_out_once(sslmode: str) -> None:
-    """A server that accepts TCP and never answers is scripted: real servers reply."""
+    """A server that accepts TCP and never replies is scripted, because real servers reply."""
     async with serve(silent) as server:
         started = time.monotonic()
         with pytest.raises(aiopgtls.ConnectTimeoutError):

@@ -26,7 +26,7 @@ P, S = Method.PLAINTEXT, Method.SSL
 
 
 def walk(sslmode: SSLMode, events: list[Event]) -> list[tuple[Action, Method | None, bool]]:
-    """Feed ``events`` to a fresh ladder and return every step it answered with."""
+    """Feed ``events`` to a fresh ladder and return every step it returned."""
     ladder = Ladder(methods_for(sslmode))
     steps = [ladder.start()]
     for event in events:

@@ -180,7 +180,7 @@ async def raw_tls(port: int, context: ssl.SSLContext, host: str = "127.0.0.1") -
         raise
 
 
-# --- system trust (C14) ------------------------------------------------------------------------
+# --- system trust ------------------------------------------------------------------------------
 
 
 async def test_sslrootcert_system_defaults_to_verify_full(
@@ -622,7 +622,7 @@ def test_record_on_truststore_context() -> None:
     assert context._ctx._msg_callback is not None
 
 
-# --- CRLs along a two-level chain (C04) ----------------------------------------------------------
+# --- CRLs along a two-level chain ----------------------------------------------------------------
 
 
 def crl_cases(server: KeyServer) -> dict[str, str]:
@@ -680,7 +680,7 @@ async def test_revoked_under_prefer_falls_back_to_plain(key_server: KeyServer) -
         assert not await server_sees_ssl(connection.stream)
 
 
-# --- a failed verification under prefer (C02) --------------------------------------------------
+# --- a failed verification under prefer --------------------------------------------------------
 
 
 async def test_prefer_with_wrong_pin_keeps_both_attempts(key_server: KeyServer) -> None:

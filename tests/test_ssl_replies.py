@@ -1,4 +1,4 @@
-"""How the ladder treats each possible reply to SSLRequest (field case C10).
+"""How the ladder treats each possible reply to SSLRequest.
 
 These replies come from a scripted server because a real PostgreSQL server never sends
 them: an ErrorResponse instead of 'S'/'N' (old or broken servers), bytes after 'S'

@@ -214,7 +214,7 @@ def _load_crl(context: ssl.SSLContext, params: ConnectParams, files: LibpqFiles)
         if files.crldir is not None:
             context.load_verify_locations(capath=files.crldir)
     except (OSError, ssl.SSLError) as exc:
-        # libpq silently ignores a CRL it cannot load; a DEBUG record says so here.
+        # libpq silently ignores a CRL it cannot load, and here a DEBUG record notes it.
         if params.sslcrl is not None or params.sslcrldir is not None:
             logger.debug(
                 "ignoring CRL sslcrl=%r sslcrldir=%r, as libpq does: %s",

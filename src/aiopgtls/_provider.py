@@ -11,7 +11,7 @@ from ._params import ConnectParams, SSLMode
 
 @dataclasses.dataclass(frozen=True)
 class AttemptInfo:
-    """What a context provider is told about the TLS attempt it serves.
+    """The description of one TLS attempt, passed to the context provider.
 
     ``host`` is the name used for SNI and the verify-full check; ``address`` is where the
     socket connects (``hostaddr`` when given).  ``number`` counts attempts from 1.

@@ -19,7 +19,7 @@ _FALLBACK_REASONS = {
 
 @dataclasses.dataclass
 class ProbeReport:
-    """Everything ``probe`` knows after one connect() call."""
+    """The events, warnings and outcome that ``probe`` collects from one connect() call."""
 
     params: ConnectParams
     connection: Connection | None = None

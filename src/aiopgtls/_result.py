@@ -22,7 +22,7 @@ _TERMINATE = b"X\x00\x00\x00\x04"
 
 
 class Method(str, enum.Enum):
-    """How one attempt protects the connection."""
+    """The protection method of one attempt."""
 
     PLAINTEXT = "plaintext"
     SSL = "ssl"  # SSLRequest, then a TLS handshake on the same socket
@@ -37,7 +37,7 @@ class Method(str, enum.Enum):
 
 
 class Verification(str, enum.Enum):
-    """What was checked about the server certificate."""
+    """The checks the server certificate passed."""
 
     NONE = "none"
     CHAIN = "chain"
@@ -48,7 +48,7 @@ class Verification(str, enum.Enum):
 
 
 class Outcome(str, enum.Enum):
-    """How one attempt ended."""
+    """The end state of one attempt."""
 
     CONNECTED = "connected"
     FAILED = "failed"
@@ -100,13 +100,13 @@ class BackendKeyData:
 
 @dataclasses.dataclass(frozen=True)
 class StartupResult:
-    """What a startup callable learned from the server."""
+    """The session state a startup callable received from the server."""
 
     server_parameters: Mapping[str, str] = dataclasses.field(default_factory=dict)
     backend_key: BackendKeyData | None = None
     notices: Sequence[Mapping[str, str]] = ()
     # How the client authenticated: "trust", "password", "md5", "SCRAM-SHA-256" or
-    # "SCRAM-SHA-256-PLUS"; None when a custom startup did not say.
+    # "SCRAM-SHA-256-PLUS"; None when a custom startup did not report it.
     authentication: str | None = None
     # Why SCRAM ran without channel binding over TLS, when it did.
     channel_binding_skipped: str | None = None

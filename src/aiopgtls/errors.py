@@ -141,7 +141,7 @@ class ClientCertificateError(TLSHandshakeError):
 
 
 class ServerRejectedError(ConnectError):
-    """Raised when the server answered the startup with an ErrorResponse.
+    """Raised when the server replied to the startup with an ErrorResponse.
 
     ``fields`` holds every field of the ErrorResponse keyed by its one-letter code;
     ``sqlstate`` is field ``C``; ``after_auth`` tells whether AuthenticationOk had been received,
